@@ -1,0 +1,232 @@
+"""Typed gateway configuration: YAML in, validated once at the edge, `${ENV}` substituted.
+
+`load()` collects every problem with its YAML path and raises one `ConfigError`, so a
+user fixes a config in one round instead of one error per restart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from otelml.errors import ConfigError
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_size(value: object) -> int:
+    """`16MiB`, `1GiB`, `500kB` or a plain integer → bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 16MiB")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _SIZE_UNITS:
+            raise ValueError(f"expected a size such as 16MiB or 1GiB, got {value!r}")
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError("must be positive")
+    return size
+
+
+def parse_duration(value: object) -> float:
+    """`5m`, `30s`, `250ms` or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 5m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*", str(value))
+        if match is None:
+            raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Endpoint(_Strict):
+    endpoint: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rpartition(":")[2])
+
+
+class OtlpReceiver(_Strict):
+    grpc: Endpoint | None = Endpoint(endpoint="0.0.0.0:4317")
+    http: Endpoint | None = Endpoint(endpoint="0.0.0.0:4318")
+
+
+class Receivers(_Strict):
+    otlp: OtlpReceiver = OtlpReceiver()
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    version: str | None = None
+    reference: Path | None = None
+    window: Duration = 300.0
+    step: Duration = 60.0
+    segments: list[str] = []
+
+
+class TracesExporter(_Strict):
+    endpoint: str
+    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+
+
+class LogsExporter(_Strict):
+    endpoint: str
+    protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+
+
+class MetricsExporter(_Strict):
+    remote_write: str
+
+
+class Exporters(_Strict):
+    traces: TracesExporter | None = None
+    logs: LogsExporter | None = None
+    metrics: MetricsExporter | None = None
+
+
+class Queue(_Strict):
+    directory: Path = Path("./otelml-queue")
+    max_bytes: Size = 1024**3
+
+
+class Limits(_Strict):
+    max_series: int = Field(default=10_000, gt=0)
+    max_request_bytes: Size = 16 * 1024**2
+    #: Categories tracked per categorical feature that has no reference profile.
+    max_categories: int = Field(default=20, gt=0, le=1000)
+
+
+class Auth(_Strict):
+    bearer_token: str = Field(default="", repr=False)
+
+
+class GatewayConfig(_Strict):
+    receivers: Receivers = Receivers()
+    admin: Endpoint = Endpoint(endpoint="0.0.0.0:9464")
+    models: list[ModelConfig] = []
+    exporters: Exporters = Exporters()
+    queue: Queue = Queue()
+    limits: Limits = Limits()
+    auth: Auth = Auth()
+
+
+def substitute_env(text: str, environ: dict[str, str] | None = None) -> str:
+    """Replace `${VAR}` and `${VAR:-default}`; an unset `${VAR}` without default is an error."""
+    env = os.environ if environ is None else environ
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env and (env[name] != "" or default is None):
+            return env[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    result = _ENV_PATTERN.sub(replace, text)
+    if missing:
+        raise ConfigError([f"environment variable ${{{n}}} is not set" for n in missing])
+    return result
+
+
+def _format_error(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "<root>"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{path}: {message}"
+
+
+def parse(data: object, base_dir: Path | None = None) -> GatewayConfig:
+    """Validate an already-parsed YAML document; relative paths resolve against `base_dir`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["<root>: expected a mapping of sections (receivers, models, …)"])
+    try:
+        config = GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(e) for e in exc.errors()]) from None
+    problems: list[str] = []
+    seen: set[tuple[str, str | None]] = set()
+    models = []
+    for index, model in enumerate(config.models):
+        if (model.name, model.version) in seen:
+            problems.append(
+                f"models.{index}: duplicate model {model.name!r} version {model.version!r}"
+            )
+        seen.add((model.name, model.version))
+        if model.step > model.window:
+            problems.append(f"models.{index}.step: must not be longer than window")
+        reference = model.reference
+        if reference is not None and base_dir is not None and not reference.is_absolute():
+            reference = base_dir / reference
+        if reference is not None and not reference.is_file():
+            problems.append(f"models.{index}.reference: file not found: {reference}")
+        models.append(model.model_copy(update={"reference": reference}))
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"models": models})
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> GatewayConfig:
+    """Read, substitute and validate a YAML config; no path means all defaults."""
+    if path is None:
+        return parse({})
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read config: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(substitute_env(text, environ))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{file}: invalid YAML: {exc}"]) from None
+    return parse(data, base_dir=file.parent)

@@ -1,0 +1,45 @@
+"""The admin endpoint on :9464: /metrics for Prometheus, /healthz and /readyz for Kubernetes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from otelml.gateway.exporters.prometheus import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    render,
+    wants_openmetrics,
+)
+from otelml.gateway.state import GatewayState
+
+
+def create_app(state: GatewayState, ready: Callable[[], bool]) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        openmetrics = wants_openmetrics(request.headers.get("accept"))
+        body = render(state, openmetrics)
+        media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        return Response(body, headers={"Content-Type": media_type})
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        if ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("not ready\n", status_code=503)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[Middleware(GZipMiddleware, minimum_size=4096)],
+    )

@@ -1,0 +1,160 @@
+"""Wiring: config → state, pipeline, receivers and admin server, on one asyncio loop.
+
+The only module that knows every component. Everything that can fail on bad configuration
+(reference profiles included) fails in `Gateway.__init__`, before any port is bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+
+import grpc
+import uvicorn
+
+from otelml.config import Endpoint, GatewayConfig
+from otelml.errors import ConfigError
+from otelml.gateway import admin
+from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.pipeline import Pipeline
+from otelml.gateway.receivers import otlp_grpc, otlp_http
+from otelml.gateway.state import GatewayState
+from otelml.gateway.store import ModelProfile
+from otelml.profile import ProfileError
+from otelml.profile import load as load_profile
+
+log = logging.getLogger("otelml.gateway")
+
+
+@dataclass(frozen=True)
+class BoundPorts:
+    grpc: int | None
+    http: int | None
+    admin: int
+
+
+def load_models(config: GatewayConfig) -> list[ModelProfile]:
+    """Load every configured reference profile; problems are config errors with their path."""
+    problems: list[str] = []
+    models: list[ModelProfile] = []
+    for index, model in enumerate(config.models):
+        profile = None
+        if model.reference is not None:
+            try:
+                profile = load_profile(model.reference)
+            except ProfileError as exc:
+                problems.append(f"models.{index}.reference: {exc}")
+        models.append(ModelProfile(model.name, model.version, profile))
+    if problems:
+        raise ConfigError(problems)
+    return models
+
+
+def _bind(endpoint: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((endpoint.host, endpoint.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {endpoint.endpoint}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.state = GatewayState.create(
+            max_series=config.limits.max_series,
+            models=load_models(config),
+            max_categories=config.limits.max_categories,
+        )
+        self.pipeline = Pipeline(
+            FeaturesConnector(self.state.store), self.state.spanmetrics, self.state.stats
+        )
+        self._grpc: grpc.aio.Server | None = None
+        self._http: list[uvicorn.Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+        self.ports: BoundPorts | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> BoundPorts:
+        limits = self.config.limits
+        otlp = self.config.receivers.otlp
+        admin_socket = _bind(self.config.admin)
+        http_socket = _bind(otlp.http) if otlp.http is not None else None
+        grpc_port = None
+        if otlp.grpc is not None:
+            self._grpc = otlp_grpc.create_server(self.pipeline, limits.max_request_bytes)
+            grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
+            if grpc_port == 0:
+                raise OSError(f"cannot listen on {otlp.grpc.endpoint}")
+            await self._grpc.start()
+        apps = [(admin.create_app(self.state, lambda: self._ready), admin_socket)]
+        if http_socket is not None:
+            apps.append(
+                (otlp_http.create_app(self.pipeline, limits.max_request_bytes), http_socket)
+            )
+        for app, sock in apps:
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                    timeout_keep_alive=30,
+                )
+            )
+            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            self._http.append(server)
+            self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        while not all(s.started for s in self._http):
+            await asyncio.sleep(0.01)
+        self.ports = BoundPorts(
+            grpc=grpc_port,
+            http=http_socket.getsockname()[1] if http_socket is not None else None,
+            admin=admin_socket.getsockname()[1],
+        )
+        self._ready = True
+        return self.ports
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Readiness false first, then stop accepting, then let in-flight requests finish."""
+        self._ready = False
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        for server in self._http:
+            server.should_exit = True
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+
+async def serve(config: GatewayConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
+    gateway = Gateway(config)
+    ports = await gateway.start()
+    log.warning(
+        "otelml gateway listening: OTLP gRPC :%s, OTLP HTTP :%s, admin :%s",
+        ports.grpc,
+        ports.http,
+        ports.admin,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()

@@ -1,0 +1,77 @@
+"""One exemplar slot per bucket: the latest (trace id, span id, value, time) that landed there.
+
+Kept as fixed numpy arrays, so updating a whole batch is a few vectorised assignments and
+merging two workers' or windows' state keeps, slot by slot, the newer exemplar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from otelml.gateway.observations import Origin
+
+
+class Exemplars:
+    """Exemplar slots for `size` buckets."""
+
+    __slots__ = ("span_id", "time_s", "trace_id", "value")
+
+    def __init__(self, size: int) -> None:
+        self.trace_id = np.zeros((size, 16), dtype=np.uint8)
+        self.span_id = np.zeros((size, 8), dtype=np.uint8)
+        self.value = np.zeros(size, dtype=np.float64)
+        self.time_s = np.zeros(size, dtype=np.float64)  # 0 = empty slot
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def record(
+        self,
+        bucket: npt.NDArray[np.intp],
+        value: npt.NDArray[np.float64],
+        record: npt.NDArray[np.int64],
+        origin: Origin,
+    ) -> None:
+        """Keep, per bucket, the last observation of the batch that carries a trace id.
+
+        Only the winning observations' ids are gathered. Observations without a trace id are
+        skipped: an exemplar that opens no trace is worse than none.
+        """
+        if len(bucket) == 0:
+            return
+        last = np.full(len(self.value), -1, dtype=np.intp)
+        # Plain 1-d integer assignment writes in order, so the last index of each bucket wins.
+        last[bucket] = np.arange(len(bucket))
+        slots = np.flatnonzero(last >= 0)
+        source = last[slots]
+        rows = record[source]
+        trace_id = origin.trace_id[rows]
+        has_trace = trace_id.any(axis=1)
+        if not has_trace.all():
+            slots, source, rows, trace_id = (
+                slots[has_trace],
+                source[has_trace],
+                rows[has_trace],
+                trace_id[has_trace],
+            )
+        self.trace_id[slots] = trace_id
+        self.span_id[slots] = origin.span_id[rows]
+        self.value[slots] = value[source]
+        self.time_s[slots] = origin.time_s[rows]
+
+    def merge(self, other: Exemplars) -> None:
+        """Slot-wise: keep whichever exemplar is newer."""
+        newer = other.time_s > self.time_s
+        self.trace_id[newer] = other.trace_id[newer]
+        self.span_id[newer] = other.span_id[newer]
+        self.value[newer] = other.value[newer]
+        self.time_s[newer] = other.time_s[newer]
+
+    def copy(self) -> Exemplars:
+        clone = Exemplars(0)
+        clone.trace_id = self.trace_id.copy()
+        clone.span_id = self.span_id.copy()
+        clone.value = self.value.copy()
+        clone.time_s = self.time_s.copy()
+        return clone

@@ -1,0 +1,1 @@
+"""OTLP receivers: wire protocols in, `Pipeline` calls out."""

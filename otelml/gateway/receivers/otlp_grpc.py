@@ -1,0 +1,95 @@
+"""OTLP/gRPC receiver: `TraceService/Export` and `LogsService/Export` on :4317.
+
+Requests arrive as raw bytes (no Python protobuf objects: the pipeline decodes them columnar).
+Errors map as the OTLP spec and the Go collector expect: bad data → INVALID_ARGUMENT
+(permanent, the client drops it); shed load → UNAVAILABLE with a RetryInfo detail (the
+client retries after it). A bare RESOURCE_EXHAUSTED is never sent for load: the Go exporter
+treats it as permanent. grpcio itself answers RESOURCE_EXHAUSTED for a message over
+`limits.max_request_bytes` (after decompression), which is permanent by design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from otelml.errors import Permanent, Refused
+from otelml.gateway.pipeline import ExportResult, Pipeline
+from otelml.gateway.receivers.responses import logs_response, traces_response
+from otelml.gateway.selfmetrics import ReceiverStats
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+TRANSPORT = "grpc"
+
+
+def _unavailable(message: str, retry_after: float) -> status_pb2.Status:
+    retry = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(
+            seconds=int(retry_after), nanos=int(retry_after % 1 * 1e9)
+        )
+    )
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=message)
+    status.details.add().Pack(retry)
+    return status
+
+
+def _handler(
+    consume: Callable[[bytes, str], ExportResult],
+    respond: Callable[[ExportResult], bytes],
+    stats: ReceiverStats,
+) -> grpc.RpcMethodHandler:
+    async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            return respond(consume(request, TRANSPORT))
+        except Permanent as exc:
+            stats.refuse_request(TRANSPORT, exc.reason)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Refused as exc:
+            stats.refuse_request(TRANSPORT, "refused")
+            await context.abort_with_status(
+                rpc_status.to_status(_unavailable(str(exc), exc.retry_after))
+            )
+        raise AssertionError("unreachable: abort raises")
+
+    return grpc.unary_unary_rpc_method_handler(export)
+
+
+def create_server(pipeline: Pipeline, max_request_bytes: int) -> grpc.aio.Server:
+    """An aio server with both services registered; the caller binds and starts it."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    stats = pipeline.stats
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                TRACE_SERVICE,
+                {
+                    "Export": _handler(
+                        pipeline.consume_traces,
+                        lambda r: traces_response(r).SerializeToString(),
+                        stats,
+                    )
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                LOGS_SERVICE,
+                {
+                    "Export": _handler(
+                        pipeline.consume_logs,
+                        lambda r: logs_response(r).SerializeToString(),
+                        stats,
+                    )
+                },
+            ),
+        )
+    )
+    return server

@@ -1,0 +1,128 @@
+"""OTLP/HTTP receiver: POST /v1/traces and /v1/logs on :4318, protobuf or JSON, optionally gzip.
+
+Status codes, as the OTLP spec defines them for receivers:
+- 200 with an Export*ServiceResponse (`partial_success` when some items were rejected);
+- 400 malformed body (protobuf, JSON or gzip), with a google.rpc.Status body;
+- 405 wrong method (with `Allow: POST`), 415 unsupported Content-Type or Content-Encoding;
+- 413 body larger than `limits.max_request_bytes` after decompression;
+- 503 + Retry-After when load is shed (the client retries).
+Responses use the request's encoding: protobuf in, protobuf out; JSON in, JSON out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from otelml.errors import Permanent, Refused
+from otelml.gateway.pipeline import ExportResult, Pipeline
+from otelml.gateway.receivers.admission import read_body
+from otelml.gateway.receivers.otlp_json import (
+    logs_to_protobuf,
+    response_json,
+    traces_to_protobuf,
+)
+from otelml.gateway.receivers.responses import logs_response, traces_response
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+TRANSPORT = "http"
+
+
+def _encode(message: Message, json: bool) -> Response:
+    if json:
+        return Response(response_json(message), media_type=JSON)
+    return Response(message.SerializeToString(), media_type=PROTOBUF)
+
+
+def _error(
+    status: int, message: str, json: bool, headers: dict[str, str] | None = None
+) -> Response:
+    code = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.INVALID_ARGUMENT}.get(
+        status, code_pb2.UNAVAILABLE if status in (429, 503) else code_pb2.UNKNOWN
+    )
+    response = _encode(status_pb2.Status(code=code, message=message), json)
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _endpoint(
+    pipeline: Pipeline,
+    max_request_bytes: int,
+    consume: Callable[[bytes, str], ExportResult],
+    from_json: Callable[[bytes], bytes],
+    respond: Callable[[ExportResult], Message],
+) -> Callable[[Request], object]:
+    stats = pipeline.stats
+
+    async def export(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        json = content_type == JSON
+        if request.method != "POST":
+            stats.refuse_request(TRANSPORT, "method_not_allowed")
+            return _error(405, "use POST", json, {"Allow": "POST"})
+        if content_type not in (PROTOBUF, JSON):
+            stats.refuse_request(TRANSPORT, "unsupported_media_type")
+            return _error(
+                415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}", json
+            )
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip", ""):
+            stats.refuse_request(TRANSPORT, "unsupported_encoding")
+            return _error(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json)
+        length_header = request.headers.get("content-length")
+        content_length = int(length_header) if length_header and length_header.isdigit() else None
+        try:
+            body = await read_body(
+                request.stream(), max_request_bytes, encoding == "gzip", content_length
+            )
+            payload = from_json(body) if json else body
+            result = consume(payload, TRANSPORT)
+        except Permanent as exc:
+            stats.refuse_request(TRANSPORT, exc.reason)
+            return _error(exc.http_status, str(exc), json)
+        except Refused as exc:
+            stats.refuse_request(TRANSPORT, "refused")
+            retry_after = str(max(1, round(exc.retry_after)))
+            return _error(503, str(exc), json, {"Retry-After": retry_after})
+        return _encode(respond(result), json)
+
+    return export
+
+
+def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
+    methods = ["POST", "GET", "PUT", "DELETE", "PATCH"]
+    return Starlette(
+        routes=[
+            Route(
+                "/v1/traces",
+                _endpoint(
+                    pipeline,
+                    max_request_bytes,
+                    pipeline.consume_traces,
+                    traces_to_protobuf,
+                    traces_response,
+                ),
+                methods=methods,
+            ),
+            Route(
+                "/v1/logs",
+                _endpoint(
+                    pipeline,
+                    max_request_bytes,
+                    pipeline.consume_logs,
+                    logs_to_protobuf,
+                    logs_response,
+                ),
+                methods=methods,
+            ),
+        ]
+    )

@@ -1,0 +1,24 @@
+"""OTLP Export responses, shared by the gRPC and HTTP receivers."""
+
+from __future__ import annotations
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from otelml.gateway.pipeline import ExportResult
+
+
+def traces_response(result: ExportResult) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if result.rejected:
+        response.partial_success.rejected_spans = result.rejected
+        response.partial_success.error_message = result.message
+    return response
+
+
+def logs_response(result: ExportResult) -> ExportLogsServiceResponse:
+    response = ExportLogsServiceResponse()
+    if result.rejected:
+        response.partial_success.rejected_log_records = result.rejected
+        response.partial_success.error_message = result.message
+    return response

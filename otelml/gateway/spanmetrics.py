@@ -1,0 +1,101 @@
+"""RED metrics for every span, named as the OpenTelemetry spanmetrics connector names them.
+
+`traces_spanmetrics_calls_total` and `traces_spanmetrics_latency` (seconds) by service,
+span_name, span_kind and status_code, so Grafana's Tempo service views work on them; each
+latency bucket keeps an exemplar that opens a span of that latency.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from otelml import semconv
+from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.decode import Records
+from otelml.gateway.exemplars import Exemplars
+from otelml.gateway.observations import Origin
+
+_BUCKETS = np.asarray(semconv.SPANMETRICS_BUCKETS)
+
+
+class SpanKey(NamedTuple):
+    service: str
+    span_name: str
+    span_kind: str
+    status_code: str
+
+
+class SpanSeries:
+    """One label set: a latency histogram (whose count is the call count) with exemplars."""
+
+    __slots__ = ("counts", "exemplars", "sum")
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(_BUCKETS) + 1, dtype=np.int64)
+        self.exemplars = Exemplars(len(self.counts))
+        self.sum = 0.0
+
+    @staticmethod
+    def series_count() -> int:
+        return len(_BUCKETS) + 1 + 2 + 1  # buckets, _sum, _count, calls_total
+
+    def merge(self, other: SpanSeries) -> None:
+        self.counts += other.counts
+        self.sum += other.sum
+        self.exemplars.merge(other.exemplars)
+
+
+class SpanMetrics:
+    def __init__(self, budget: SeriesBudget) -> None:
+        self.budget = budget
+        self.series: dict[SpanKey, SpanSeries] = {}
+        self._refused: set[SpanKey] = set()
+
+    def consume(self, records: Records, valid: np.ndarray | None = None) -> None:
+        """Count the spans of one request (`valid` masks out spans rejected by the receiver)."""
+        if records.count == 0:
+            return
+        index = np.arange(records.count) if valid is None else np.flatnonzero(valid)
+        if len(index) == 0:
+            return
+        kind = np.clip(records.kind[index], 0, len(semconv.SPAN_KINDS) - 1).astype(np.int64)
+        status = np.clip(records.status[index], 0, len(semconv.STATUS_CODES) - 1).astype(np.int64)
+        combined = (
+            (records.service[index] * len(records.names) + records.name[index]) * 6 + kind
+        ) * 3 + status
+        groups, inverse = np.unique(combined, return_inverse=True)
+        duration = records.duration_s[index]
+        bucket = np.searchsorted(_BUCKETS, duration, side="left")
+        origin = Origin(records.trace_id, records.span_id, records.time_s)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(groups) + 1))
+        for group, code in enumerate(groups.tolist()):
+            rest, status_code = divmod(code, 3)
+            rest, kind_code = divmod(rest, 6)
+            service_code, name_code = divmod(rest, len(records.names))
+            key = SpanKey(
+                records.services[service_code],
+                records.names[name_code],
+                semconv.SPAN_KINDS[kind_code],
+                semconv.STATUS_CODES[status_code],
+            )
+            members = order[bounds[group] : bounds[group + 1]]
+            series = self._series(key)
+            if series is None:
+                self.budget.count_overflow(semconv.SPANMETRICS_CALLS, len(members))
+                continue
+            series.counts += np.bincount(bucket[members], minlength=len(series.counts))
+            series.sum += float(duration[members].sum())
+            series.exemplars.record(bucket[members], duration[members], index[members], origin)
+
+    def _series(self, key: SpanKey) -> SpanSeries | None:
+        found = self.series.get(key)
+        if found is not None or key in self._refused:
+            return found
+        if not self.budget.reserve(SpanSeries.series_count()):
+            self._refused.add(key)
+            return None
+        found = self.series[key] = SpanSeries()
+        return found

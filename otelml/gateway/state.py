@@ -1,0 +1,32 @@
+"""Everything the gateway knows, in one object: what /metrics, /api and the UI all read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.selfmetrics import ReceiverStats
+from otelml.gateway.spanmetrics import SpanMetrics
+from otelml.gateway.store import FeatureStore, ModelProfile
+
+
+@dataclass
+class GatewayState:
+    budget: SeriesBudget
+    store: FeatureStore
+    spanmetrics: SpanMetrics
+    stats: ReceiverStats = field(default_factory=ReceiverStats)
+
+    @classmethod
+    def create(
+        cls,
+        max_series: int = 10_000,
+        models: list[ModelProfile] | None = None,
+        max_categories: int = 20,
+    ) -> GatewayState:
+        budget = SeriesBudget(max_series)
+        return cls(
+            budget=budget,
+            store=FeatureStore(budget, models, max_categories),
+            spanmetrics=SpanMetrics(budget),
+        )

@@ -1,0 +1,146 @@
+"""The feature store: one distribution per (model, version, role, name), created on first sight.
+
+A distribution's bucket scheme comes from the model's reference profile when one is
+configured (so live counts line up with the training counts bin for bin), else from the
+defaults in `distributions`. Feature *values* never become labels: only names do, and every
+new name spends series from the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from otelml import semconv
+from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.distributions import (
+    CategoricalDistribution,
+    Distribution,
+    NumericDistribution,
+    default_edges,
+)
+from otelml.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
+
+Role = Literal["feature", "prediction"]
+SampleKind = Literal["numeric", "categorical"]
+
+
+class ModelKey(NamedTuple):
+    model: str
+    version: str
+
+
+class SeriesKey(NamedTuple):
+    role: Role
+    name: str
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A configured model: which versions it matches and its reference profile."""
+
+    name: str
+    version: str | None
+    profile: Profile | None
+
+    def matches(self, key: ModelKey) -> bool:
+        return self.name == key.model and (self.version is None or self.version == key.version)
+
+
+class FeatureStore:
+    def __init__(
+        self,
+        budget: SeriesBudget,
+        models: list[ModelProfile] | None = None,
+        max_categories: int = 20,
+    ) -> None:
+        self.budget = budget
+        self.models = models or []
+        self.max_categories = max_categories
+        self._by_model: dict[ModelKey, dict[SeriesKey, Distribution]] = {}
+        self._refused: set[tuple[ModelKey, SeriesKey]] = set()
+        self._default_edges = default_edges()
+
+    def model(self, key: ModelKey) -> dict[SeriesKey, Distribution]:
+        """The distributions of one model version (created empty on first sight)."""
+        known = self._by_model.get(key)
+        if known is None:
+            known = self._by_model[key] = {}
+            profile = self._profile_of(key)
+            if profile is not None:
+                # Reference features are expected from the start: absence counts as missing.
+                for role, features in (
+                    ("feature", profile.features),
+                    ("prediction", profile.predictions),
+                ):
+                    for name, feature in features.items():
+                        self._create(key, SeriesKey(role, name), None, feature)  # type: ignore[arg-type]
+        return known
+
+    def existing(self, key: ModelKey, series: SeriesKey) -> Distribution | None:
+        """The distribution if it exists already: the per-request fast path."""
+        known = self._by_model.get(key)
+        return known.get(series) if known is not None else None
+
+    def distribution(
+        self, key: ModelKey, series: SeriesKey, sample_kind: SampleKind
+    ) -> Distribution | None:
+        """The distribution for a series, or None when it does not fit the series budget."""
+        known = self.model(key)
+        found = known.get(series)
+        if found is not None or (key, series) in self._refused:
+            return found
+        return self._create(key, series, sample_kind, None)
+
+    def _create(
+        self,
+        key: ModelKey,
+        series: SeriesKey,
+        sample_kind: SampleKind | None,
+        feature: FeatureProfile | None,
+    ) -> Distribution | None:
+        if feature is None:
+            feature = self._reference_of(key, series)
+        distribution: Distribution
+        if isinstance(feature, NumericProfile):
+            distribution = NumericDistribution(feature.edges, (feature.min, feature.max))
+        elif isinstance(feature, CategoricalProfile):
+            vocabulary = frozenset(feature.vocabulary) if feature.vocabulary is not None else None
+            distribution = CategoricalDistribution(feature.categories, vocabulary=vocabulary)
+        elif sample_kind == "categorical":
+            distribution = CategoricalDistribution(capacity=self.max_categories, learn=True)
+        else:
+            distribution = NumericDistribution(self._default_edges)
+        if not self.budget.reserve(distribution.series_count()):
+            self._refused.add((key, series))
+            return None
+        self._by_model[key][series] = distribution
+        return distribution
+
+    def _profile_of(self, key: ModelKey) -> Profile | None:
+        for model in self.models:
+            if model.matches(key):
+                return model.profile
+        return None
+
+    def _reference_of(self, key: ModelKey, series: SeriesKey) -> FeatureProfile | None:
+        profile = self._profile_of(key)
+        if profile is None:
+            return None
+        table: Mapping[str, FeatureProfile] = (
+            profile.features if series.role == "feature" else profile.predictions
+        )
+        return table.get(series.name)
+
+    def items(self) -> Iterator[tuple[ModelKey, SeriesKey, Distribution]]:
+        for key, known in self._by_model.items():
+            for series, distribution in known.items():
+                yield key, series, distribution
+
+
+def overflow_metric(series: SeriesKey, sample_kind: SampleKind) -> str:
+    """The metric an over-budget series would have been exposed as (the overflow label)."""
+    if series.role == "feature":
+        return semconv.FEATURE_VALUE if sample_kind == "numeric" else semconv.FEATURE_CATEGORY
+    return semconv.PREDICTION_VALUE if sample_kind == "numeric" else semconv.PREDICTION_CLASS

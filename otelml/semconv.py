@@ -1,0 +1,100 @@
+"""Attribute and metric names: the contract between app side, gateway, dashboards and tests.
+
+Every name that crosses a process boundary is spelled here once; nothing else in the
+project writes these strings by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- span / log-record attributes written by the app side (DESIGN.md §2) -----------------
+MODEL_NAME: Final = "ml.model.name"
+MODEL_VERSION: Final = "ml.model.version"
+FEATURE_PREFIX: Final = "ml.feature."
+PREDICTION: Final = "ml.prediction"
+PREDICTION_PREFIX: Final = "ml.prediction."
+PREDICTION_ID: Final = "ml.prediction.id"
+GROUND_TRUTH: Final = "ml.ground_truth"
+GROUND_TRUTH_PREFIX: Final = "ml.ground_truth."
+#: Every ml.* key starts with this; the gateway only looks further at keys that do.
+ML_PREFIX: Final = "ml."
+
+#: The `output` label of a bare `ml.prediction` attribute (one-output models).
+DEFAULT_OUTPUT: Final = "prediction"
+#: Category label of everything outside the reference's top-K categories.
+OTHER_CATEGORY: Final = "__other__"
+#: `feature` label of observations whose own series would exceed `limits.max_series`.
+OVERFLOW_LABEL: Final = "__overflow__"
+
+# --- invalid-value reasons (label `reason` of otelml_feature_invalid_total) -----------------
+INVALID_OUT_OF_RANGE: Final = "out_of_range"
+INVALID_TYPE_MISMATCH: Final = "type_mismatch"
+INVALID_UNKNOWN_CATEGORY: Final = "unknown_category"
+INVALID_NOT_FINITE: Final = "not_finite"
+INVALID_REASONS: Final = (
+    INVALID_OUT_OF_RANGE,
+    INVALID_TYPE_MISMATCH,
+    INVALID_UNKNOWN_CATEGORY,
+    INVALID_NOT_FINITE,
+)
+
+# --- metric names (gateway → Prometheus, DESIGN.md §3) -------------------------------------
+FEATURE_VALUE: Final = "otelml_feature_value"
+FEATURE_CATEGORY: Final = "otelml_feature_category"  # counter: exposed with _total
+FEATURE_MISSING: Final = "otelml_feature_missing"
+FEATURE_INVALID: Final = "otelml_feature_invalid"
+PREDICTION_VALUE: Final = "otelml_prediction_value"
+PREDICTION_CLASS: Final = "otelml_prediction_class"
+PREDICTION_MISSING: Final = "otelml_prediction_missing"
+PREDICTION_INVALID: Final = "otelml_prediction_invalid"
+REFERENCE_PREFIX: Final = "otelml_reference_"
+SERIES_OVERFLOW: Final = "otelml_series_overflow"
+
+SPANMETRICS_CALLS: Final = "traces_spanmetrics_calls"  # counter: exposed with _total
+SPANMETRICS_LATENCY: Final = "traces_spanmetrics_latency"
+
+RECEIVER_ACCEPTED_SPANS: Final = "otelml_receiver_accepted_spans"
+RECEIVER_REFUSED_SPANS: Final = "otelml_receiver_refused_spans"
+RECEIVER_ACCEPTED_LOG_RECORDS: Final = "otelml_receiver_accepted_log_records"
+RECEIVER_REFUSED_LOG_RECORDS: Final = "otelml_receiver_refused_log_records"
+RECEIVER_REQUESTS_REFUSED: Final = "otelml_receiver_requests_refused"
+
+# --- label names ------------------------------------------------------------------------------
+LABEL_MODEL: Final = "model"
+LABEL_MODEL_VERSION: Final = "model_version"
+LABEL_FEATURE: Final = "feature"
+LABEL_CATEGORY: Final = "category"
+LABEL_OUTPUT: Final = "output"
+LABEL_CLASS: Final = "class"
+LABEL_REASON: Final = "reason"
+
+# --- spanmetrics label values, spelled as the OpenTelemetry spanmetrics connector does ----------
+SPAN_KINDS: Final = (
+    "SPAN_KIND_UNSPECIFIED",
+    "SPAN_KIND_INTERNAL",
+    "SPAN_KIND_SERVER",
+    "SPAN_KIND_CLIENT",
+    "SPAN_KIND_PRODUCER",
+    "SPAN_KIND_CONSUMER",
+)
+STATUS_CODES: Final = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
+#: The spanmetrics connector's default latency buckets, in seconds.
+SPANMETRICS_BUCKETS: Final = (
+    0.002,
+    0.004,
+    0.006,
+    0.008,
+    0.01,
+    0.05,
+    0.1,
+    0.2,
+    0.4,
+    0.8,
+    1.0,
+    1.4,
+    2.0,
+    5.0,
+    10.0,
+    15.0,
+)
