@@ -1,0 +1,42 @@
+# One entry point for people and CI. Every target installs what it needs itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench prometheus clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+## demo: gateway + example model traffic (with a drift phase) on this machine, no Docker
+demo: $(STAMP)
+	$(BIN)/otelml demo
+
+## prometheus: Debian's prometheus package, needed by the integration tests
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  echo "installing Debian's prometheus package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check otelml tests bench
+	$(BIN)/ruff format --check otelml tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## test: lint, type check and the whole test suite against real components
+test: $(STAMP) prometheus lint typecheck
+	OTELML_REQUIRE_PROMETHEUS=1 $(BIN)/pytest -q
+
+## bench: side-by-side throughput and render-time ratios (see README)
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
