@@ -40,7 +40,7 @@ def _gateway(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from otelml.demo import run
 
-    return run(duration=args.duration, workdir=args.workdir)
+    return int(run(duration=args.duration, workdir=args.workdir))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -68,6 +69,14 @@ def _bind(endpoint: Endpoint) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the gateway owns SIGTERM (graceful shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -107,7 +116,7 @@ class Gateway:
                 (otlp_http.create_app(self.pipeline, limits.max_request_bytes), http_socket)
             )
         for app, sock in apps:
-            server = uvicorn.Server(
+            server = _Server(
                 uvicorn.Config(
                     app,
                     log_level="warning",
@@ -116,10 +125,11 @@ class Gateway:
                     timeout_keep_alive=30,
                 )
             )
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             self._http.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not all(s.started for s in self._http):
+            if any(t.done() for t in self._tasks):
+                await asyncio.gather(*self._tasks)  # re-raises the server's startup error
             await asyncio.sleep(0.01)
         self.ports = BoundPorts(
             grpc=grpc_port,
@@ -140,6 +150,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self._http.clear()
 
 
 async def serve(config: GatewayConfig) -> None:

@@ -54,7 +54,7 @@ class NumericDistribution:
 
     def __init__(
         self,
-        edges: Sequence[float],
+        edges: Sequence[float] | npt.NDArray[np.float64],
         valid_range: tuple[float, float] | None = None,
     ) -> None:
         self.edges = np.asarray(edges, dtype=np.float64)

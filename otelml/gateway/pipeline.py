@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from otelml.gateway.decode import decode_logs, decode_traces
 from otelml.gateway.features import FeaturesConnector
@@ -40,7 +41,9 @@ class Pipeline:
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
         records = decode_traces(payload)
-        valid = records.trace_id.any(axis=1) & records.span_id.any(axis=1)
+        valid: npt.NDArray[np.bool_] = np.asarray(
+            records.trace_id.any(axis=1) & records.span_id.any(axis=1), dtype=bool
+        )
         rejected = records.count - int(np.count_nonzero(valid))
         self.features.consume(records, None if rejected == 0 else valid)
         self.spanmetrics.consume(records, None if rejected == 0 else valid)

@@ -65,7 +65,8 @@ def test_prometheus_queries_counts_and_exemplars(tmp_path: Path) -> None:
             # One exemplar per non-empty bucket at least (Prometheus keeps each scrape's).
             le_with_exemplar = {float(g["seriesLabels"]["le"]) for g in exemplars}
             nonempty = {
-                float(le) for le, n in zip([*edges, np.inf], np.diff(np.r_[0, expected]), strict=True)
+                float(le)
+                for le, n in zip([*edges, np.inf], np.diff(np.r_[0, expected]), strict=True)
                 if n
             }
             assert le_with_exemplar == nonempty

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
@@ -15,7 +16,6 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -187,13 +187,20 @@ def test_sdk_grpc_and_http_exporters_produce_exact_distributions(tmp_path: Path)
     assert invalid("income", "not_finite") == income_infinite
     income_edges = features["income"]
     assert invalid("income", "out_of_range") == sum(
-        1 for v in sent_income if v < income_edges.min or v > income_edges.max  # type: ignore[union-attr]
+        1
+        for v in sent_income
+        if v < income_edges.min or v > income_edges.max  # type: ignore[union-attr]
     )
 
     # Categorical: reference top-K categories counted exactly; "ZZ" is unknown → __other__.
     country_profile = features["country"]
     for category in [*country_profile.categories, semconv.OTHER_CATEGORY]:  # type: ignore[union-attr]
-        labels = {"model": "churn", "model_version": "3", "feature": "country", "category": category}
+        labels = {
+            "model": "churn",
+            "model_version": "3",
+            "feature": "country",
+            "category": category,
+        }
         expected_count = (
             sum(1 for c in sent_country if c not in country_profile.categories)  # type: ignore[union-attr]
             if category == semconv.OTHER_CATEGORY
@@ -261,7 +268,10 @@ def test_log_records_carry_features_like_spans() -> None:
     assert buckets["+Inf"] == 5
     channel = {"model": "fraud", "model_version": "1", "feature": "channel", "category": "web"}
     assert samples[("otelml_feature_category_total", frozenset(channel.items()))].value == 5
-    accepted = ("otelml_receiver_accepted_log_records_total", frozenset({"transport": "grpc"}.items()))
+    accepted = (
+        "otelml_receiver_accepted_log_records_total",
+        frozenset({"transport": "grpc"}.items()),
+    )
     assert samples[accepted].value == 5
 
 

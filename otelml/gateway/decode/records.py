@@ -8,6 +8,7 @@ and in numpy/Arrow kernels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,7 @@ _SERVICE_NAME = "service.name"
 _UNKNOWN_SERVICE = "unknown_service"
 
 Int64Array = npt.NDArray[np.int64]
+_T = TypeVar("_T", bound=np.generic)
 
 
 @dataclass(frozen=True)
@@ -113,20 +115,20 @@ def decode_logs(payload: bytes) -> Records:
 
 def _parse(handler: object, payload: bytes) -> pa.RecordBatch:
     try:
-        return handler.list_to_record_batch([payload])  # type: ignore[attr-defined, no-any-return]
+        return handler.list_to_record_batch([payload])  # type: ignore[attr-defined]
     except ValueError as exc:
         raise Permanent(f"malformed protobuf: {exc}", reason="malformed") from None
 
 
 def _flatten(array: pa.Array) -> pa.StructArray:
-    return array.flatten()  # type: ignore[no-any-return]
+    return array.flatten()
 
 
 def _parents(list_array: pa.ListArray) -> Int64Array:
     return np.asarray(list_array.value_parent_indices(), dtype=np.int64)
 
 
-def _numpy(array: pa.Array, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
+def _numpy(array: pa.Array, dtype: type[_T]) -> npt.NDArray[_T]:
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=dtype)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 import numpy as np
-from prometheus_client.utils import floatToGoString
+from prometheus_client.utils import floatToGoString as _go_float
 
 from otelml import semconv
 from otelml.gateway.distributions import CategoricalDistribution, NumericDistribution
@@ -25,7 +25,13 @@ from otelml.gateway.store import ModelKey, SeriesKey
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-_SPAN_BUCKET_LE = [floatToGoString(b) for b in semconv.SPANMETRICS_BUCKETS] + ["+Inf"]
+
+def go_float(value: float) -> str:
+    """Format a number as Prometheus (Go) does, so `le` labels match other clients'."""
+    return str(_go_float(value))  # type: ignore[no-untyped-call]
+
+
+_SPAN_BUCKET_LE = [go_float(b) for b in semconv.SPANMETRICS_BUCKETS] + ["+Inf"]
 
 
 def wants_openmetrics(accept: str | None) -> bool:
@@ -92,7 +98,7 @@ class _Writer:
             for bound, count, suffix in zip(le, cumulative, suffixes, strict=True)
         )
         if total is not None:
-            self.lines.append(f"{name}_sum{{{labels}}} {floatToGoString(total)}\n")
+            self.lines.append(f"{name}_sum{{{labels}}} {go_float(total)}\n")
             self.lines.append(f"{name}_count{{{labels}}} {cumulative[-1]}\n")
 
     def sample(self, name: str, labels: str, value: float | int, suffix: str = "") -> None:
@@ -107,7 +113,7 @@ class _Writer:
 def _edge_strings(distribution: NumericDistribution) -> list[str]:
     cached: list[str] | None = getattr(distribution, "_le", None)
     if cached is None:
-        cached = [floatToGoString(e) for e in distribution.edges.tolist()] + ["+Inf"]
+        cached = [go_float(e) for e in distribution.edges.tolist()] + ["+Inf"]
         distribution._le = cached  # type: ignore[attr-defined]
     return cached
 
@@ -150,14 +156,14 @@ def render(state: GatewayState, openmetrics: bool) -> str:
         categorical = [(m, s, d) for m, s, d in mine if isinstance(d, CategoricalDistribution)]
         if numeric:
             writer.family(value_metric, "histogram", f"Values of each numeric {noun}.")
-            for model, series, dist in numeric:
+            for model, series, hist in numeric:
                 writer.histogram(
                     value_metric,
                     _series_labels(model, series),
-                    _edge_strings(dist),
-                    dist.counts,
-                    dist.exemplars,
-                    None if dist.has_negative_buckets else dist.sum,
+                    _edge_strings(hist),
+                    hist.counts,
+                    hist.exemplars,
+                    None if hist.has_negative_buckets else hist.sum,
                 )
         if categorical:
             class_label = semconv.LABEL_CATEGORY if role == "feature" else semconv.LABEL_CLASS

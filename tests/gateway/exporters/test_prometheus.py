@@ -1,0 +1,84 @@
+"""The hand-written exposition: strict OpenMetrics, histogram rules, escaping, and speed parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from otelml.gateway.distributions import NumericDistribution
+from otelml.gateway.exporters.prometheus import render, wants_openmetrics
+from otelml.gateway.observations import KIND_DOUBLE, Observations, Origin
+from otelml.gateway.state import GatewayState
+from otelml.gateway.store import ModelKey, SeriesKey
+
+
+def _observe(dist: NumericDistribution, values: list[float]) -> None:
+    n = len(values)
+    dist.observe(
+        Observations(
+            kind=np.full(n, KIND_DOUBLE, np.int8),
+            number=np.asarray(values),
+            integer=np.zeros(n, np.int64),
+            record=np.arange(n),
+            origin=Origin(
+                np.full((n, 16), 0xAB, np.uint8), np.full((n, 8), 0xCD, np.uint8), np.full(n, 1.7e9)
+            ),
+            text_source=pa.nulls(n, pa.string()),
+            text_index=np.arange(n),
+        )
+    )
+
+
+def _state_with(edges: tuple[float, ...], values: list[float], model: str = "m") -> GatewayState:
+    state = GatewayState.create()
+    dist = state.store.distribution(ModelKey(model, "1"), SeriesKey("feature", "x"), "numeric")
+    assert isinstance(dist, NumericDistribution)
+    dist.edges = np.asarray(edges)
+    dist.counts = np.zeros(len(edges) + 1, np.int64)
+    dist.exemplars = type(dist.exemplars)(len(edges) + 1)
+    _observe(dist, values)
+    return state
+
+
+def _family(text: str, name: str):
+    return next(f for f in text_string_to_metric_families(text) if f.name == name)
+
+
+def test_negative_buckets_drop_sum_and_count() -> None:
+    text = render(_state_with((-1.0, 1.0), [-3.0, 0.0, 2.0]), openmetrics=True)
+    family = _family(text, "otelml_feature_value")
+    names = {s.name for s in family.samples}
+    assert names == {"otelml_feature_value_bucket"}
+    buckets = [(s.labels["le"], s.value) for s in family.samples]
+    assert buckets == [("-1.0", 1), ("1.0", 2), ("+Inf", 3)]
+
+
+def test_nonnegative_buckets_keep_sum_and_count() -> None:
+    text = render(_state_with((0.0, 1.0), [0.5, 0.25, 4.0]), openmetrics=True)
+    family = _family(text, "otelml_feature_value")
+    values = {s.name: s.value for s in family.samples if not s.name.endswith("_bucket")}
+    assert values == {"otelml_feature_value_sum": 4.75, "otelml_feature_value_count": 3}
+
+
+def test_exemplars_render_hex_ids_value_and_time() -> None:
+    text = render(_state_with((0.0, 1.0), [0.5]), openmetrics=True)
+    bucket = next(
+        s for s in _family(text, "otelml_feature_value").samples if s.labels.get("le") == "1.0"
+    )
+    assert bucket.exemplar.labels == {"trace_id": "ab" * 16, "span_id": "cd" * 8}
+    assert bucket.exemplar.value == 0.5
+    assert float(bucket.exemplar.timestamp) == 1.7e9
+
+
+def test_label_values_are_escaped() -> None:
+    model = 'we"ird\\name\nline'
+    text = render(_state_with((0.0,), [1.0], model=model), openmetrics=True)
+    sample = _family(text, "otelml_feature_value").samples[0]
+    assert sample.labels["model"] == model
+
+
+def test_content_negotiation() -> None:
+    assert wants_openmetrics("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    assert not wants_openmetrics("text/plain;version=0.0.4")
+    assert not wants_openmetrics(None)
