@@ -121,7 +121,7 @@ def _scrape(admin_port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], Any
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     samples = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(text):  # type: ignore[no-untyped-call]
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample
     return samples

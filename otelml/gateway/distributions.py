@@ -8,12 +8,10 @@ Prometheus counters that sum across replicas.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow.compute as pc
 
 from otelml import semconv
 from otelml.gateway.exemplars import Exemplars
@@ -64,6 +62,7 @@ class NumericDistribution:
         self.missing = 0
         self.invalid = np.zeros(len(semconv.INVALID_REASONS), dtype=np.int64)
         self.sum = 0.0
+        self._filled = 0  # buckets with a count > 0: a new one always gets its exemplar
 
     @property
     def has_negative_buckets(self) -> bool:
@@ -73,37 +72,40 @@ class NumericDistribution:
         return NumericDistribution(self.edges, self.valid_range)
 
     def observe(self, obs: Observations) -> None:
-        kind = obs.kind
-        numeric = (kind == KIND_DOUBLE) | (kind == KIND_INT) | (kind == KIND_BOOL)
-        number = obs.number
-        nan = np.isnan(number)
-        self.missing += obs.absent + int(np.count_nonzero(kind == KIND_NULL))
-        self.missing += int(np.count_nonzero(numeric & nan))
-        self.invalid[TYPE_MISMATCH] += int(np.count_nonzero(~numeric & (kind != KIND_NULL)))
-        usable = numeric & ~nan
-        infinite = usable & np.isinf(number)
-        n_infinite = int(np.count_nonzero(infinite))
-        if n_infinite:
-            self.invalid[NOT_FINITE] += n_infinite
-            usable &= ~infinite
-        if usable.all():
-            index = None
+        self.missing += obs.absent
+        kind, number = obs.kind, obs.number
+        if len(kind) == 0:
+            return
+        if KIND_DOUBLE <= obs.uniform_kind <= KIND_BOOL and obs.all_finite:
+            index = None  # the common case: every value usable, no masks needed
             values = number
         else:
-            index = np.flatnonzero(usable)
+            finite = np.isfinite(number)
+            numeric = (kind >= KIND_DOUBLE) & (kind <= KIND_BOOL)
+            nan = np.isnan(number)
+            self.missing += int(np.count_nonzero(kind == KIND_NULL))
+            self.missing += int(np.count_nonzero(numeric & nan))
+            self.invalid[TYPE_MISMATCH] += int(np.count_nonzero(~numeric & (kind != KIND_NULL)))
+            self.invalid[NOT_FINITE] += int(np.count_nonzero(numeric & ~finite & ~nan))
+            index = np.flatnonzero(numeric & finite)
             values = number[index]
-        if len(values) == 0:
-            return
+            if len(values) == 0:
+                return
         bucket = np.searchsorted(self.edges, values, side="left")
-        self.counts += np.bincount(bucket, minlength=len(self.counts))
+        added = np.bincount(bucket, minlength=len(self.counts))
+        self.counts += added
+        filled = int(np.count_nonzero(self.counts))
+        fills_empty, self._filled = filled > self._filled, filled
         self.sum += float(values.sum())
         if self.valid_range is not None:
             low, high = self.valid_range
-            self.invalid[OUT_OF_RANGE] += int(np.count_nonzero((values < low) | (values > high)))
-        if index is None:
-            self.exemplars.record(bucket, values, obs.record, obs.origin)
-        else:
-            self.exemplars.record(bucket, values, obs.record[index], obs.origin)
+            # Above the reference maximum is exactly the +Inf bucket when that is the top edge.
+            above = (
+                int(added[-1]) if high == self.edges[-1] else int(np.count_nonzero(values > high))
+            )
+            self.invalid[OUT_OF_RANGE] += above + int(np.count_nonzero(values < low))
+        record = obs.record if index is None else obs.record[index]
+        self.exemplars.offer(bucket, values, record, obs.origin, fills_empty)
 
     def merge(self, other: NumericDistribution) -> None:
         if not np.array_equal(self.edges, other.edges):
@@ -144,6 +146,7 @@ class CategoricalDistribution:
         # The last slot is __other__; slots beyond len(categories) wait to be learned.
         self.counts = np.zeros(self.capacity + 1, dtype=np.int64)
         self.exemplars = Exemplars(self.capacity + 1)
+        self._filled = 0
         self.missing = 0
         self.invalid = np.zeros(len(semconv.INVALID_REASONS), dtype=np.int64)
 
@@ -159,52 +162,68 @@ class CategoricalDistribution:
 
     def observe(self, obs: Observations) -> None:
         kind = obs.kind
-        self.missing += obs.absent + int(np.count_nonzero(kind == KIND_NULL))
-        double_nan = (kind == KIND_DOUBLE) & np.isnan(obs.number)
-        self.missing += int(np.count_nonzero(double_nan))
-        is_string = kind == KIND_STRING
-        is_int = kind == KIND_INT
-        is_bool = kind == KIND_BOOL
-        usable = is_string | is_int | is_bool
-        self.invalid[TYPE_MISMATCH] += int(
-            np.count_nonzero(~usable & (kind != KIND_NULL) & ~double_nan)
-        )
-        if not usable.any():
+        self.missing += obs.absent
+        if len(kind) == 0:
             return
-        slots = np.full(len(kind), -1, dtype=np.intp)
-        if is_string.any():
-            index = np.flatnonzero(is_string)
-            encoded = pc.dictionary_encode(obs.text(index))
-            lookup = np.array(
-                [self._slot_of(v) for v in encoded.dictionary.to_pylist()], dtype=np.intp
+        if obs.uniform_kind == KIND_STRING:
+            usable_index = None
+        else:
+            double_nan = (kind == KIND_DOUBLE) & np.isnan(obs.number)
+            self.missing += int(np.count_nonzero(kind == KIND_NULL))
+            self.missing += int(np.count_nonzero(double_nan))
+            usable = (kind == KIND_STRING) | (kind == KIND_INT) | (kind == KIND_BOOL)
+            self.invalid[TYPE_MISMATCH] += int(
+                np.count_nonzero(~usable & (kind != KIND_NULL) & ~double_nan)
             )
-            codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
-            slots[index] = lookup[codes]
-        for mask, values in (
-            (is_int, obs.integer),
-            (is_bool, obs.number),
-        ):
-            if mask.any():
-                index = np.flatnonzero(mask)
-                uniques, inverse = np.unique(values[index], return_inverse=True)
-                names = [_category_name(v, mask is is_bool) for v in uniques.tolist()]
-                lookup = np.array([self._slot_of(n) for n in names], dtype=np.intp)
-                slots[index] = lookup[inverse]
-        unknown = slots < -1  # -2 marks values outside the vocabulary
+            if not usable.any():
+                return
+            usable_index = np.flatnonzero(usable)
+        slots = self._slots(obs, usable_index)
+        unknown = slots < 0  # values outside the reference vocabulary
         if unknown.any():
             self.invalid[UNKNOWN_CATEGORY] += int(np.count_nonzero(unknown))
             slots[unknown] = self.other_slot
-        used = np.flatnonzero(slots >= 0)
-        bucket = slots[used]
-        self.counts += np.bincount(bucket, minlength=len(self.counts))
-        self.exemplars.record(bucket, obs.number[used], obs.record[used], obs.origin)
+        self.counts += np.bincount(slots, minlength=len(self.counts))
+        filled = int(np.count_nonzero(self.counts))
+        fills_empty, self._filled = filled > self._filled, filled
+        record = obs.record if usable_index is None else obs.record[usable_index]
+        number = obs.number if usable_index is None else obs.number[usable_index]
+        self.exemplars.offer(slots, number, record, obs.origin, fills_empty)
+
+    def _slots(
+        self, obs: Observations, usable_index: npt.NDArray[np.intp] | None
+    ) -> npt.NDArray[np.intp]:
+        """Category slot of each usable observation (-1: unknown to the reference vocabulary)."""
+        kind = obs.kind if usable_index is None else obs.kind[usable_index]
+        slots = np.empty(len(kind), dtype=np.intp)
+        all_strings = obs.uniform_kind == KIND_STRING
+        is_string = None if all_strings else kind == KIND_STRING
+        if all_strings or is_string.any():  # type: ignore[union-attr]
+            text = obs.text if usable_index is None else obs.text[usable_index]
+            where = slice(None) if all_strings else np.flatnonzero(is_string)
+            codes = text[where]
+            # Codes index the request's string table: count them without sorting.
+            present = np.flatnonzero(np.bincount(codes, minlength=len(obs.strings)))
+            table = np.full(len(obs.strings), -1, dtype=np.intp)
+            table[present] = [self._slot_of(obs.strings[c]) for c in present.tolist()]
+            slots[where] = table[codes]
+        if not all_strings:
+            # Ints become "7", bools "true"/"false": how the reference profile names them.
+            integer = obs.integer if usable_index is None else obs.integer[usable_index]
+            for label_kind, name in ((KIND_INT, str), (KIND_BOOL, _bool_name)):
+                where = np.flatnonzero(kind == label_kind)
+                if len(where):
+                    uniques, inverse = np.unique(integer[where], return_inverse=True)
+                    names = [self._slot_of(name(v)) for v in uniques.tolist()]
+                    slots[where] = np.asarray(names, dtype=np.intp)[inverse]
+        return slots
 
     def _slot_of(self, category: str) -> int:
         slot = self.slot.get(category)
         if slot is not None:
             return slot
         if self.vocabulary is not None and category not in self.vocabulary:
-            return -2
+            return -1
         if self.learn and len(self.categories) < self.capacity:
             slot = len(self.categories)
             self.categories.append(category)
@@ -216,10 +235,8 @@ class CategoricalDistribution:
         """Merge by category name, so two workers that learned categories in another order agree."""
         mapping = np.full(len(other.counts), self.other_slot, dtype=np.intp)
         for index, category in enumerate(other.categories):
-            slot = self.slot.get(category)
-            if slot is None:
-                slot = self._slot_of(category)
-            mapping[index] = max(slot, 0) if slot >= 0 else self.other_slot
+            slot = self._slot_of(category)
+            mapping[index] = slot if slot >= 0 else self.other_slot
         np.add.at(self.counts, mapping, other.counts)
         moved = Exemplars(len(self.counts))
         moved.merge(_remap(other.exemplars, mapping, len(self.counts)))
@@ -241,12 +258,8 @@ def _remap(exemplars: Exemplars, mapping: npt.NDArray[np.intp], size: int) -> Ex
     return out
 
 
-def _category_name(value: float | int, is_bool: bool) -> str:
-    if is_bool:
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _bool_name(value: int) -> str:
+    return "true" if value else "false"
 
 
 Distribution = NumericDistribution | CategoricalDistribution

@@ -1,10 +1,17 @@
-"""One exemplar slot per bucket: the latest (trace id, span id, value, time) that landed there.
+"""One exemplar slot per bucket: a recent (trace id, span id, value, time) that landed there.
 
 Kept as fixed numpy arrays, so updating a whole batch is a few vectorised assignments and
 merging two workers' or windows' state keeps, slot by slot, the newer exemplar.
+
+Refreshing every slot on every request would cost more than counting the values, so `offer`
+refreshes at most every `refresh_s` seconds — except when a bucket without an exemplar gets its
+first value, which is always recorded. Either way an exemplar is a real observation of its
+bucket, at most `refresh_s` older than the newest one.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -15,9 +22,13 @@ from otelml.gateway.observations import Origin
 class Exemplars:
     """Exemplar slots for `size` buckets."""
 
-    __slots__ = ("span_id", "time_s", "trace_id", "value")
+    __slots__ = ("_next_refresh", "span_id", "time_s", "trace_id", "value")
+
+    #: Seconds between refreshes of already-filled slots (class-wide; tests set it to 0).
+    refresh_s = 0.25
 
     def __init__(self, size: int) -> None:
+        self._next_refresh = 0.0
         self.trace_id = np.zeros((size, 16), dtype=np.uint8)
         self.span_id = np.zeros((size, 8), dtype=np.uint8)
         self.value = np.zeros(size, dtype=np.float64)
@@ -26,11 +37,25 @@ class Exemplars:
     def __len__(self) -> int:
         return len(self.value)
 
+    def offer(
+        self,
+        bucket: npt.NDArray[np.intp],
+        value: npt.NDArray[np.float64],
+        record: npt.NDArray[np.int32],
+        origin: Origin,
+        fills_empty_bucket: bool,
+    ) -> None:
+        """Record the batch if a refresh is due or it puts a first value into some bucket."""
+        now = time.monotonic()
+        if fills_empty_bucket or now >= self._next_refresh:
+            self._next_refresh = now + self.refresh_s
+            self.record(bucket, value, record, origin)
+
     def record(
         self,
         bucket: npt.NDArray[np.intp],
         value: npt.NDArray[np.float64],
-        record: npt.NDArray[np.int64],
+        record: npt.NDArray[np.int32],
         origin: Origin,
     ) -> None:
         """Keep, per bucket, the last observation of the batch that carries a trace id.
@@ -70,6 +95,7 @@ class Exemplars:
 
     def copy(self) -> Exemplars:
         clone = Exemplars(0)
+        clone._next_refresh = self._next_refresh
         clone.trace_id = self.trace_id.copy()
         clone.span_id = self.span_id.copy()
         clone.value = self.value.copy()

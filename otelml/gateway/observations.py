@@ -6,11 +6,10 @@ row of a model's input (a batch span with 32 rows gives 32 observations per feat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
 # Which AnyValue member an observation arrived as.
 KIND_NULL = 0  # attribute present without a value
@@ -35,20 +34,20 @@ _NO_ORIGIN = Origin(np.zeros((0, 16), np.uint8), np.zeros((0, 8), np.uint8), np.
 
 @dataclass(frozen=True)
 class Observations:
-    """Aligned columns, one entry per observation, plus the count of rows where it was absent.
-
-    String values stay in the request's Arrow column (`text_source` at `text_index`) until a
-    categorical distribution asks for them: numeric features never pay for string copies.
-    """
+    """Aligned columns, one entry per observation, plus the count of rows where it was absent."""
 
     kind: npt.NDArray[np.int8]
-    number: npt.NDArray[np.float64]  # double/int/bool as float; NaN for other kinds
-    integer: npt.NDArray[np.int64]  # exact int_value (0 for other kinds), for categorical ints
-    record: npt.NDArray[np.int64]  # which record (span/log) each observation came from
+    number: npt.NDArray[np.float64]  # double/int/bool as float (NaN/0 for other kinds)
+    integer: npt.NDArray[np.int64]  # exact int_value, for categorical ints
+    text: npt.NDArray[np.int32]  # index into `strings`; -1 where not a string
+    strings: list[str]
+    record: npt.NDArray[np.int32]  # which record (span/log) each observation came from
     origin: Origin  # the request's records, for exemplars
-    text_source: pa.Array
-    text_index: npt.NDArray[np.int64]
     absent: int = 0
+    #: Set by the connector when it knows (one vectorised pass per request): every
+    #: observation has this kind (-1: mixed or unknown) / every number is finite.
+    uniform_kind: int = -1
+    all_finite: bool = False
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -58,20 +57,18 @@ class Observations:
         """Observations including the absent ones: the missing-rate denominator."""
         return len(self.kind) + self.absent
 
-    def text(self, positions: npt.NDArray[np.intp]) -> pa.Array:
-        """String values of the observations at `positions` (null where not a string)."""
-        return self.text_source.take(pa.array(self.text_index[positions]))
+    def with_absent(self, absent: int) -> Observations:
+        return replace(self, absent=absent)
 
     @staticmethod
     def only_absent(rows: int) -> Observations:
-        empty = np.zeros(0)
         return Observations(
             kind=np.zeros(0, np.int8),
-            number=empty,
+            number=np.zeros(0),
             integer=np.zeros(0, np.int64),
-            record=np.zeros(0, np.int64),
+            text=np.zeros(0, np.int32),
+            strings=[],
+            record=np.zeros(0, np.int32),
             origin=_NO_ORIGIN,
-            text_source=pa.array([], pa.string()),
-            text_index=np.zeros(0, np.int64),
             absent=rows,
         )

@@ -62,9 +62,9 @@ class SpanMetrics:
             return
         kind = np.clip(records.kind[index], 0, len(semconv.SPAN_KINDS) - 1).astype(np.int64)
         status = np.clip(records.status[index], 0, len(semconv.STATUS_CODES) - 1).astype(np.int64)
-        combined = (
-            (records.service[index] * len(records.names) + records.name[index]) * 6 + kind
-        ) * 3 + status
+        service = records.service[index].astype(np.int64)
+        name = records.name[index].astype(np.int64)
+        combined = ((service * len(records.names) + name) * 6 + kind) * 3 + status
         groups, inverse = np.unique(combined, return_inverse=True)
         duration = records.duration_s[index]
         bucket = np.searchsorted(_BUCKETS, duration, side="left")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +23,8 @@ def _numeric_obs(values: list[float], first: int = 1, time: float = 1.0) -> Obse
         integer=np.zeros(n, np.int64),
         record=np.arange(n),
         origin=Origin(trace, np.ones((n, 8), np.uint8), np.full(n, time)),
-        text_source=pa.nulls(n, pa.string()),
-        text_index=np.arange(n),
+        text=np.full(n, -1, np.int32),
+        strings=[],
     )
 
 
@@ -37,8 +36,8 @@ def _string_obs(values: list[str], time: float = 1.0) -> Observations:
         integer=np.zeros(n, np.int64),
         record=np.arange(n),
         origin=Origin(np.ones((n, 16), np.uint8), np.ones((n, 8), np.uint8), np.full(n, time)),
-        text_source=pa.array(values, pa.string()),
-        text_index=np.arange(n),
+        text=np.asarray([sorted(set(values)).index(v) for v in values], np.int32),
+        strings=sorted(set(values)),
     )
 
 

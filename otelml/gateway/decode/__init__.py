@@ -1,5 +1,5 @@
-"""OTLP protobuf → columnar records (numpy + Arrow), without one Python object per attribute."""
+"""OTLP protobuf → columnar records (numpy), without one Python object per attribute."""
 
-from otelml.gateway.decode.records import Records, decode_logs, decode_traces
+from otelml.gateway.decode.records import NATIVE, Leaves, Records, decode_logs, decode_traces
 
-__all__ = ["Records", "decode_logs", "decode_traces"]
+__all__ = ["NATIVE", "Leaves", "Records", "decode_logs", "decode_traces"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from otelml.gateway.distributions import NumericDistribution
@@ -24,8 +23,8 @@ def _observe(dist: NumericDistribution, values: list[float]) -> None:
             origin=Origin(
                 np.full((n, 16), 0xAB, np.uint8), np.full((n, 8), 0xCD, np.uint8), np.full(n, 1.7e9)
             ),
-            text_source=pa.nulls(n, pa.string()),
-            text_index=np.arange(n),
+            text=np.full(n, -1, np.int32),
+            strings=[],
         )
     )
 
