@@ -1,4 +1,4 @@
-"""The benchmark payload: one OTLP request of 512 spans × 20 features (15 numeric, 5 categorical)."""
+"""The benchmark payload: one OTLP request, 512 spans × 20 features (15 numeric, 5 categorical)."""
 
 from __future__ import annotations
 

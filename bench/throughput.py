@@ -33,7 +33,11 @@ EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def parse_only(payload: bytes) -> float:
-    return median_rate(lambda: len(ExportTraceServiceRequest.FromString(payload).resource_spans[0].scope_spans[0].spans))
+    return median_rate(
+        lambda: len(
+            ExportTraceServiceRequest.FromString(payload).resource_spans[0].scope_spans[0].spans
+        )
+    )
 
 
 def decode_only(payload: bytes) -> float:

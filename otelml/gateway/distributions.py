@@ -197,10 +197,10 @@ class CategoricalDistribution:
         kind = obs.kind if usable_index is None else obs.kind[usable_index]
         slots = np.empty(len(kind), dtype=np.intp)
         all_strings = obs.uniform_kind == KIND_STRING
-        is_string = None if all_strings else kind == KIND_STRING
-        if all_strings or is_string.any():  # type: ignore[union-attr]
+        string_index = None if all_strings else np.flatnonzero(kind == KIND_STRING)
+        if string_index is None or len(string_index):
             text = obs.text if usable_index is None else obs.text[usable_index]
-            where = slice(None) if all_strings else np.flatnonzero(is_string)
+            where = slice(None) if string_index is None else string_index
             codes = text[where]
             # Codes index the request's string table: count them without sorting.
             present = np.flatnonzero(np.bincount(codes, minlength=len(obs.strings)))

@@ -12,6 +12,7 @@ bucket, at most `refresh_s` older than the newest one.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +42,7 @@ class Exemplars:
         self,
         bucket: npt.NDArray[np.intp],
         value: npt.NDArray[np.float64],
-        record: npt.NDArray[np.int32],
+        record: npt.NDArray[np.integer[Any]],
         origin: Origin,
         fills_empty_bucket: bool,
     ) -> None:
@@ -55,7 +56,7 @@ class Exemplars:
         self,
         bucket: npt.NDArray[np.intp],
         value: npt.NDArray[np.float64],
-        record: npt.NDArray[np.int32],
+        record: npt.NDArray[np.integer[Any]],
         origin: Origin,
     ) -> None:
         """Keep, per bucket, the last observation of the batch that carries a trace id.

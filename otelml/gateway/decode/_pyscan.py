@@ -54,7 +54,8 @@ def _scalar(value: AnyValue) -> tuple[int, float, int, str | None]:
 
 
 def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
-    message = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
+    # One walk for both signals: the two message trees differ only in field names.
+    message: Any = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
     try:
         message.ParseFromString(payload)
     except DecodeError as exc:
@@ -84,7 +85,7 @@ def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
         )
     }
     entry = 0
-    resources = message.resource_logs if logs else message.resource_spans  # type: ignore[union-attr]
+    resources = message.resource_logs if logs else message.resource_spans
     for block in resources:
         service = 0
         for attribute in block.resource.attributes:

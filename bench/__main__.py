@@ -1,0 +1,61 @@
+"""`python -m bench` (or `make bench`): every speed figure of the README, measured in one run.
+
+Throughput figures are medians over repeated runs, and each ratio is taken within a run
+(same payload, same minute of machine noise) before its median is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from bench import render, throughput, workers
+from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
+
+ROUNDS = 3
+
+
+def main() -> None:
+    payload = make_request()
+    print(
+        f"payload: {SPANS} spans × {NUMERIC + CATEGORICAL} features ({NUMERIC} numeric, "
+        f"{CATEGORICAL} categorical), {len(payload):,} bytes; {ROUNDS} rounds, medians\n"
+    )
+    rounds = [throughput.run() for _ in range(ROUNDS)]
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rounds)
+
+    ratio = statistics.median(r["grpc_1core"] / r["parse_only"] for r in rounds)
+    print(f"(a)  protobuf parse-only (upb)           {med('parse_only'):>10,.0f} spans/s")
+    print(f"(a') columnar scan only (C)              {med('decode_only'):>10,.0f} spans/s")
+    print(f"(p)  gateway pipeline, in-process        {med('pipeline'):>10,.0f} spans/s")
+    print(
+        f"(b)  gateway end to end, OTLP/gRPC, 1 core {med('grpc_1core'):>8,.0f} spans/s"
+        "   target ≥ 100,000"
+    )
+    print(f"     (b)/(a) = {ratio:.2f}   target ≥ 0.25\n")
+
+    one = statistics.median(workers.pipeline_rate(1) for _ in range(ROUNDS))
+    two = statistics.median(workers.pipeline_rate(2) for _ in range(ROUNDS))
+    print(
+        f"workers: pipeline 1 process {one:,.0f} spans/s, 2 processes {two:,.0f} spans/s "
+        f"(×{two / one:.2f})\n"
+    )
+
+    figures = render.run()
+    speedup_text = figures["client_text_s"] / figures["ours_text_s"]
+    speedup_om = figures["client_openmetrics_s"] / figures["ours_openmetrics_s"]
+    print(f"/metrics render, {figures['series']:,.0f} series (median of 7):")
+    print(
+        f"  text 0.0.4:  ours {figures['ours_text_s'] * 1e3:6.1f} ms   prometheus_client "
+        f"{figures['client_text_s'] * 1e3:6.1f} ms   ×{speedup_text:.0f}"
+    )
+    print(
+        f"  OpenMetrics: ours {figures['ours_openmetrics_s'] * 1e3:6.1f} ms   prometheus_client "
+        f"{figures['client_openmetrics_s'] * 1e3:6.1f} ms   ×{speedup_om:.0f}"
+        "   target ≤ 20 ms and ≥ ×5"
+    )
+
+
+if __name__ == "__main__":
+    main()
