@@ -96,24 +96,39 @@ def end_to_end_grpc(payload: bytes, seconds: float = 4.0, runs: int = 3, workers
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError("gateway did not start") from None
                 time.sleep(0.2)
-        channel = grpc.insecure_channel(
-            f"127.0.0.1:{grpc_port}", options=[("grpc.max_send_message_length", 64 << 20)]
-        )
-        export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        # One connection per worker at least: SO_REUSEPORT balances connections, not calls.
+        channels = [
+            grpc.insecure_channel(
+                f"127.0.0.1:{grpc_port}",
+                options=[
+                    ("grpc.max_send_message_length", 64 << 20),
+                    ("grpc.use_local_subchannel_pool", 1),
+                ],
+            )
+            for _ in range(2 * workers)
+        ]
+        exports = [
+            c.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+            for c in channels
+        ]
         rates = []
         for _ in range(runs + 1):  # the first run warms up
             in_flight: list[Future[bytes]] = []
             before = _accepted(admin_port)
             start = time.perf_counter()
+            calls = 0
             while time.perf_counter() - start < seconds:
+                export = exports[calls % len(exports)]
                 in_flight.append(export.future(payload, timeout=30))
-                if len(in_flight) >= 4:
+                calls += 1
+                if len(in_flight) >= 4 * workers:
                     in_flight.pop(0).result()
             for future in in_flight:
                 future.result()
             elapsed = time.perf_counter() - start
             rates.append((_accepted(admin_port) - before) / elapsed)
-        channel.close()
+        for channel in channels:
+            channel.close()
         rates = sorted(rates[1:])
         return rates[len(rates) // 2]
     finally:

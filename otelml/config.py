@@ -147,6 +147,8 @@ class Auth(_Strict):
 
 
 class GatewayConfig(_Strict):
+    #: Worker processes sharing the receiver ports; /metrics on the admin port merges them.
+    workers: int = Field(default=1, ge=1, le=64)
     receivers: Receivers = Receivers()
     admin: Endpoint = Endpoint(endpoint="0.0.0.0:9464")
     models: list[ModelConfig] = []
@@ -195,6 +197,12 @@ def parse(data: object, base_dir: Path | None = None) -> GatewayConfig:
     except ValidationError as exc:
         raise ConfigError([_format_error(e) for e in exc.errors()]) from None
     problems: list[str] = []
+    otlp = config.receivers.otlp
+    if config.workers > 1 and otlp.grpc is not None and otlp.grpc.port == 0:
+        # Each worker binds gRPC itself (SO_REUSEPORT): they must agree on a real port.
+        problems.append(
+            f"receivers.otlp.grpc.endpoint: port 0 cannot be shared by {config.workers} workers"
+        )
     seen: set[tuple[str, str | None]] = set()
     models = []
     for index, model in enumerate(config.models):

@@ -189,6 +189,7 @@ def run(duration: float = 20.0, workdir: str | None = None) -> int:
     print(f"sending model traffic for {duration:g}s (inputs drift halfway)…")
     try:
         sent = _send_traffic(f"127.0.0.1:{ports.grpc}", duration, rng)
+        assert ports.admin is not None
         samples = _scrape(ports.admin)
     finally:
         asyncio.run_coroutine_threadsafe(gateway.stop(grace=1.0), loop).result(timeout=30)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,10 +20,14 @@ from otelml.gateway.exporters.prometheus import (
 from otelml.gateway.state import GatewayState
 
 
-def create_app(state: GatewayState, ready: Callable[[], bool]) -> Starlette:
+def create_app(
+    snapshot: Callable[[], Awaitable[GatewayState]], ready: Callable[[], bool]
+) -> Starlette:
+    """`snapshot` returns the state to expose: the gateway's own, or its workers' merged."""
+
     async def metrics(request: Request) -> Response:
         openmetrics = wants_openmetrics(request.headers.get("accept"))
-        body = render(state, openmetrics)
+        body = render(await snapshot(), openmetrics)
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         return Response(body, headers={"Content-Type": media_type})
 

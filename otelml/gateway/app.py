@@ -11,7 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -35,7 +35,11 @@ log = logging.getLogger("otelml.gateway")
 class BoundPorts:
     grpc: int | None
     http: int | None
-    admin: int
+    admin: int | None
+
+
+#: Where /metrics reads from: the gateway's own state, or several workers' merged.
+Snapshot = Callable[[], Awaitable[GatewayState]]
 
 
 def load_models(config: GatewayConfig) -> list[ModelProfile]:
@@ -55,7 +59,7 @@ def load_models(config: GatewayConfig) -> list[ModelProfile]:
     return models
 
 
-def _bind(endpoint: Endpoint) -> socket.socket:
+def bind(endpoint: Endpoint) -> socket.socket:
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,20 +102,36 @@ class Gateway:
     def ready(self) -> bool:
         return self._ready
 
-    async def start(self) -> BoundPorts:
+    async def start(
+        self,
+        *,
+        receivers: bool = True,
+        admin_snapshot: Snapshot | None = None,
+        serve_admin: bool = True,
+        http_socket: socket.socket | None = None,
+        reuse_port: bool = False,
+    ) -> BoundPorts:
+        """Bind and start. Workers pass `serve_admin=False`, an inherited `http_socket` and
+        `reuse_port=True`; the merging parent passes `receivers=False` and its own snapshot."""
         limits = self.config.limits
         otlp = self.config.receivers.otlp
-        admin_socket = _bind(self.config.admin)
-        http_socket = _bind(otlp.http) if otlp.http is not None else None
+        admin_socket = bind(self.config.admin) if serve_admin else None
+        if receivers and http_socket is None and otlp.http is not None:
+            http_socket = bind(otlp.http)
         grpc_port = None
-        if otlp.grpc is not None:
-            self._grpc = otlp_grpc.create_server(self.pipeline, limits.max_request_bytes)
+        if receivers and otlp.grpc is not None:
+            self._grpc = otlp_grpc.create_server(
+                self.pipeline, limits.max_request_bytes, reuse_port=reuse_port
+            )
             grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
             if grpc_port == 0:
                 raise OSError(f"cannot listen on {otlp.grpc.endpoint}")
             await self._grpc.start()
-        apps = [(admin.create_app(self.state, lambda: self._ready), admin_socket)]
-        if http_socket is not None:
+        apps = []
+        if admin_socket is not None:
+            snapshot = admin_snapshot or self._own_state
+            apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket))
+        if receivers and http_socket is not None:
             apps.append(
                 (otlp_http.create_app(self.pipeline, limits.max_request_bytes), http_socket)
             )
@@ -133,11 +153,14 @@ class Gateway:
             await asyncio.sleep(0.01)
         self.ports = BoundPorts(
             grpc=grpc_port,
-            http=http_socket.getsockname()[1] if http_socket is not None else None,
-            admin=admin_socket.getsockname()[1],
+            http=http_socket.getsockname()[1] if http_socket is not None and receivers else None,
+            admin=admin_socket.getsockname()[1] if admin_socket is not None else None,
         )
         self._ready = True
         return self.ports
+
+    async def _own_state(self) -> GatewayState:
+        return self.state
 
     async def stop(self, grace: float = 5.0) -> None:
         """Readiness false first, then stop accepting, then let in-flight requests finish."""
@@ -154,7 +177,12 @@ class Gateway:
 
 
 async def serve(config: GatewayConfig) -> None:
-    """Run until SIGINT/SIGTERM."""
+    """Run until SIGINT/SIGTERM: one process, or `config.workers` workers behind shared ports."""
+    if config.workers > 1:
+        from otelml.gateway.workers import serve_workers
+
+        await serve_workers(config)
+        return
     gateway = Gateway(config)
     ports = await gateway.start()
     log.warning(
@@ -163,9 +191,13 @@ async def serve(config: GatewayConfig) -> None:
         ports.http,
         ports.admin,
     )
+    await wait_for_signal()
+    await gateway.stop()
+
+
+async def wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await gateway.stop()

@@ -25,3 +25,8 @@ class ReceiverStats:
 
     def refuse_request(self, transport: str, reason: str) -> None:
         self.requests_refused[(transport, reason)] += 1
+
+    def merge(self, other: ReceiverStats) -> None:
+        self.accepted.update(other.accepted)
+        self.refused.update(other.refused)
+        self.requests_refused.update(other.requests_refused)

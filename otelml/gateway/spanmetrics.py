@@ -99,3 +99,12 @@ class SpanMetrics:
             return None
         found = self.series[key] = SpanSeries()
         return found
+
+    def merge(self, other: SpanMetrics) -> None:
+        """Add another worker's span metrics into these, by label set."""
+        for key, theirs in other.series.items():
+            mine = self._series(key)
+            if mine is None:
+                self.budget.count_overflow(semconv.SPANMETRICS_CALLS, int(theirs.counts.sum()))
+            else:
+                mine.merge(theirs)

@@ -30,3 +30,14 @@ class GatewayState:
             store=FeatureStore(budget, models, max_categories),
             spanmetrics=SpanMetrics(budget),
         )
+
+    def merge(self, other: GatewayState) -> None:
+        """Fold another worker's state into this one: counts add, exemplars keep the newest.
+
+        The merged view keeps this state's series budget, so one scrape stays bounded however
+        many workers there are; series past it count in the overflow counter.
+        """
+        self.store.merge(other.store)
+        self.spanmetrics.merge(other.spanmetrics)
+        self.stats.merge(other.stats)
+        self.budget.overflow.update(other.budget.overflow)

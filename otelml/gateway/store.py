@@ -133,6 +133,25 @@ class FeatureStore:
         )
         return table.get(series.name)
 
+    def merge(self, other: FeatureStore) -> None:
+        """Add another store's distributions (another worker's) into this one, by name."""
+        for key, series, theirs in other.items():
+            mine = self.existing(key, series)
+            if mine is None:
+                self.model(key)
+                mine = self.existing(key, series)
+            if mine is None:
+                mine = theirs.zero()
+                if not self.budget.reserve(mine.series_count()):
+                    kind: SampleKind = "numeric" if theirs.kind == "numeric" else "categorical"
+                    observed = int(theirs.counts.sum()) + theirs.missing + int(theirs.invalid.sum())
+                    self.budget.count_overflow(overflow_metric(series, kind), observed)
+                    continue
+                self._by_model[key][series] = mine
+            if mine.kind != theirs.kind:
+                continue  # two workers guessed differently for an unprofiled series: keep ours
+            mine.merge(theirs)  # type: ignore[arg-type]
+
     def items(self) -> Iterator[tuple[ModelKey, SeriesKey, Distribution]]:
         for key, known in self._by_model.items():
             for series, distribution in known.items():

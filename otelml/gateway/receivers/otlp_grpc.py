@@ -59,12 +59,18 @@ def _handler(
     return grpc.unary_unary_rpc_method_handler(export)
 
 
-def create_server(pipeline: Pipeline, max_request_bytes: int) -> grpc.aio.Server:
-    """An aio server with both services registered; the caller binds and starts it."""
+def create_server(
+    pipeline: Pipeline, max_request_bytes: int, reuse_port: bool = False
+) -> grpc.aio.Server:
+    """An aio server with both services registered; the caller binds and starts it.
+
+    `reuse_port` lets several worker processes listen on one port (the kernel spreads
+    connections among them); off otherwise, so a second gateway on a taken port fails loudly.
+    """
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
     stats = pipeline.stats

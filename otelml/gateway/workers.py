@@ -1,0 +1,152 @@
+"""Several worker processes behind the same receiver ports, one merged /metrics.
+
+Python runs one core per process, so the gateway scales on one machine with processes:
+- each worker runs the receivers and its own pipeline and state (nothing shared while counting);
+- OTLP/HTTP: the parent binds the socket once and the forked workers accept on it;
+  OTLP/gRPC: every worker binds the same port with SO_REUSEPORT. The kernel spreads
+  connections, so a single long-lived client connection stays on one worker — many clients
+  (or an OpenTelemetry Collector's loadbalancing exporter) spread the load;
+- the parent serves the admin port: on each scrape it asks every worker for a snapshot of its
+  state, taken on the worker's event loop (never half-updated), and merges them — counts add,
+  exemplars keep the newest — into one consistent exposition, exactly what the same traffic on
+  one process would have produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import signal
+import socket
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from otelml.config import GatewayConfig
+from otelml.gateway.app import Gateway, bind, wait_for_signal
+from otelml.gateway.state import GatewayState
+
+log = logging.getLogger("otelml.gateway")
+
+_SNAPSHOT = "snapshot"
+_STOP = "stop"
+
+
+def _worker_main(
+    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection
+) -> None:
+    # Ctrl-C reaches the whole process group: the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    asyncio.run(_worker(config, http_socket, conn))
+
+
+async def _worker(
+    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection
+) -> None:
+    gateway = Gateway(config)
+    ports = await gateway.start(serve_admin=False, http_socket=http_socket, reuse_port=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    async def snapshot() -> bytes:
+        return pickle.dumps(gateway.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def listen() -> None:
+        conn.send(("ready", ports.grpc))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = _STOP  # the parent is gone
+            if message == _SNAPSHOT:
+                conn.send_bytes(asyncio.run_coroutine_threadsafe(snapshot(), loop).result())
+            else:
+                loop.call_soon_threadsafe(stop.set)
+                return
+
+    threading.Thread(target=listen, name="otelml-worker-control", daemon=True).start()
+    await stop.wait()
+    await gateway.stop()
+
+
+class WorkerPool:
+    """Starts the workers (by fork, before the parent runs any loop or server) and merges them."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self._processes: list[Any] = []
+        self._conns: list[Connection] = []
+        self._lock = threading.Lock()
+        self._template = Gateway(config)  # loads the reference profiles once, for merged views
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("fork")
+        otlp = self.config.receivers.otlp
+        http_socket = bind(otlp.http) if otlp.http is not None else None
+        for _ in range(self.config.workers):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_worker_main,
+                args=(self.config, http_socket, child_end),
+                name="otelml-worker",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            self._processes.append(process)
+            self._conns.append(parent_end)
+        for conn, process in zip(self._conns, self._processes, strict=True):
+            if not conn.poll(60):
+                raise OSError(f"worker {process.pid} did not start")
+            conn.recv()
+        if http_socket is not None:
+            http_socket.close()  # the workers hold it now
+
+    def snapshot(self) -> GatewayState:
+        """Every worker's state, merged into one."""
+        limits = self.config.limits
+        merged = GatewayState.create(
+            limits.max_series, self._template.state.store.models, limits.max_categories
+        )
+        with self._lock:  # one scrape at a time per pipe
+            for conn in self._conns:
+                conn.send(_SNAPSHOT)
+                merged.merge(pickle.loads(conn.recv_bytes()))
+        return merged
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.send(_STOP)
+        for process in self._processes:
+            process.join(timeout)
+            if process.is_alive():
+                process.terminate()
+
+
+async def serve_workers(config: GatewayConfig) -> None:
+    pool = WorkerPool(config)
+    pool.start()
+    parent = Gateway(config)
+    loop = asyncio.get_running_loop()
+
+    async def merged() -> GatewayState:
+        return await loop.run_in_executor(None, pool.snapshot)
+
+    try:
+        ports = await parent.start(receivers=False, admin_snapshot=merged)
+        log.warning(
+            "otelml gateway: %d workers on OTLP gRPC %s / HTTP %s, merged admin :%s",
+            config.workers,
+            config.receivers.otlp.grpc.endpoint if config.receivers.otlp.grpc else "-",
+            config.receivers.otlp.http.endpoint if config.receivers.otlp.http else "-",
+            ports.admin,
+        )
+        await wait_for_signal()
+    finally:
+        await parent.stop()
+        await loop.run_in_executor(None, pool.stop)

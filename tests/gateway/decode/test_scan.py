@@ -1,0 +1,104 @@
+"""The C wire scanner against its pure-Python twin (built on the official protobuf classes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from otelml.errors import Permanent
+from otelml.gateway.decode import NATIVE, _pyscan, decode_traces
+from tests.gateway.otlp_builders import logs, traces
+
+pytestmark = pytest.mark.skipif(not NATIVE, reason="C scanner not built")
+
+if NATIVE:
+    from otelml.gateway.decode import _otlpscan  # type: ignore[attr-defined]
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.binary(max_size=4),
+)
+values = st.one_of(
+    scalars, st.lists(st.one_of(scalars, st.lists(st.integers(0, 3), max_size=2)), max_size=6)
+)
+keys = st.sampled_from(
+    [
+        "ml.model.name",
+        "ml.model.version",
+        "ml.feature.a",
+        "ml.feature.b",
+        "ml.prediction",
+        "ml.prediction.id",
+        "http.route",
+        "ml.",
+        "mlx.feature",
+    ]
+)
+records = st.lists(st.dictionaries(keys, values, max_size=6), max_size=8)
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key == "leaf_number":
+            # NaN == NaN bit for bit: compare the raw bytes.
+            assert a[key] == b[key], key
+        else:
+            assert a[key] == b[key], key
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records, st.text(max_size=8), st.booleans())
+def test_c_scanner_equals_python_scanner(spans: list, service: str, as_logs: bool) -> None:
+    payload = logs(spans) if as_logs else traces(spans, service=service or "svc")
+    _same(_otlpscan.scan(payload, as_logs, b"ml."), _pyscan.scan(payload, as_logs, b"ml."))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.booleans())
+def test_random_bytes_never_crash(data: bytes, as_logs: bool) -> None:
+    try:
+        result = _otlpscan.scan(data, as_logs, b"ml.")
+    except ValueError:
+        return
+    count = result["count"]
+    assert len(result["trace_id"]) == 16 * count
+    leaves = len(result["leaf_record"]) // 4
+    assert len(result["leaf_number"]) == 8 * leaves
+    records = np.frombuffer(result["leaf_record"], np.int32)
+    assert ((records >= 0) & (records <= count)).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(records, st.data())
+def test_truncated_and_corrupted_requests_fail_cleanly(spans: list, data: st.DataObject) -> None:
+    payload = bytearray(traces(spans))
+    if not payload:
+        return
+    cut = data.draw(st.integers(0, len(payload) - 1))
+    position = data.draw(st.integers(0, len(payload) - 1))
+    payload[position] ^= data.draw(st.integers(1, 255))
+    for candidate in (bytes(payload[:cut]), bytes(payload)):
+        try:
+            decode_traces(candidate)
+        except Permanent as exc:
+            assert exc.reason == "malformed"
+
+
+def test_malformed_is_a_permanent_error_with_a_reason() -> None:
+    with pytest.raises(Permanent, match="malformed protobuf") as error:
+        decode_traces(b"\x0a\x05abc")
+    assert error.value.reason == "malformed"
+    assert error.value.http_status == 400
+
+
+def test_invalid_utf8_is_replaced_not_fatal() -> None:
+    payload = traces([{"ml.model.name": "m", "ml.feature.c": "x"}]).replace(b"\x01x", b"\x01\xff")
+    records = decode_traces(payload)
+    assert records.strings[-1] == "\ufffd"

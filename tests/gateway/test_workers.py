@@ -1,0 +1,83 @@
+"""`workers: 2`: two processes behind shared ports, one merged /metrics, clean SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from otelml import semconv
+from otelml.gateway.distributions import default_edges
+from tests.gateway.otlp_builders import traces
+from tests.prometheus_server import free_port
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
+    grpc_port, admin_port = free_port(), free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "workers: 2\nreceivers:\n  otlp:\n"
+        f"    grpc: {{endpoint: '127.0.0.1:{grpc_port}'}}\n"
+        "    http: {endpoint: '127.0.0.1:0'}\n"
+        f"admin: {{endpoint: '127.0.0.1:{admin_port}'}}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "otelml.cli", "gateway", "-c", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{admin_port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        rng = np.random.default_rng(3)
+        sent: list[float] = []
+        # A new connection per request: SO_REUSEPORT spreads connections over the workers.
+        for i in range(24):
+            values = rng.normal(0, 20, 10).tolist()
+            spans = [{semconv.MODEL_NAME: "w", semconv.FEATURE_PREFIX + "x": v} for v in values]
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                export = channel.unary_unary(EXPORT, request_serializer=None)
+                export(traces(spans, first_trace=1 + 100 * i), timeout=10)
+            sent += values
+        text = httpx.get(
+            f"http://127.0.0.1:{admin_port}/metrics",
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+        ).text
+        buckets = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "otelml_feature_value_bucket":
+                    buckets[float(sample.labels["le"])] = sample.value
+                if sample.name == "otelml_receiver_accepted_spans_total":
+                    if sample.labels["transport"] == "grpc":
+                        assert sample.value == len(sent)
+        edges = np.asarray(default_edges())
+        expected = np.cumsum(
+            np.bincount(np.searchsorted(edges, sent, side="left"), minlength=len(edges) + 1)
+        )
+        assert [buckets[float(e)] for e in edges] + [buckets[float("inf")]] == expected.tolist()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
