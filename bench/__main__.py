@@ -39,7 +39,14 @@ def main() -> None:
     two = statistics.median(workers.pipeline_rate(2) for _ in range(ROUNDS))
     print(
         f"workers: pipeline 1 process {one:,.0f} spans/s, 2 processes {two:,.0f} spans/s "
-        f"(×{two / one:.2f})\n"
+        f"(×{two / one:.2f})"
+    )
+    grpc_two = statistics.median(
+        throughput.end_to_end_grpc(payload, workers=2) for _ in range(ROUNDS)
+    )
+    print(
+        f"         gateway `workers: 2` end to end, sharing both cores with the load client: "
+        f"{grpc_two:,.0f} spans/s\n"
     )
 
     figures = render.run()

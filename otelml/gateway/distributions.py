@@ -111,6 +111,7 @@ class NumericDistribution:
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("cannot merge histograms with different bucket edges")
         self.counts += other.counts
+        self._filled = int(np.count_nonzero(self.counts))
         self.missing += other.missing
         self.invalid += other.invalid
         self.sum += other.sum
@@ -238,6 +239,7 @@ class CategoricalDistribution:
             slot = self._slot_of(category)
             mapping[index] = slot if slot >= 0 else self.other_slot
         np.add.at(self.counts, mapping, other.counts)
+        self._filled = int(np.count_nonzero(self.counts))
         moved = Exemplars(len(self.counts))
         moved.merge(_remap(other.exemplars, mapping, len(self.counts)))
         self.exemplars.merge(moved)

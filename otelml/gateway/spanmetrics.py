@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from otelml import semconv
 from otelml.gateway.budget import SeriesBudget
@@ -30,9 +31,10 @@ class SpanKey(NamedTuple):
 class SpanSeries:
     """One label set: a latency histogram (whose count is the call count) with exemplars."""
 
-    __slots__ = ("counts", "exemplars", "sum")
+    __slots__ = ("counts", "exemplars", "filled", "sum")
 
     def __init__(self) -> None:
+        self.filled = 0  # buckets with a count: a bucket's first span always gets its exemplar
         self.counts = np.zeros(len(_BUCKETS) + 1, dtype=np.int64)
         self.exemplars = Exemplars(len(self.counts))
         self.sum = 0.0
@@ -43,6 +45,7 @@ class SpanSeries:
 
     def merge(self, other: SpanSeries) -> None:
         self.counts += other.counts
+        self.filled = int(np.count_nonzero(self.counts))
         self.sum += other.sum
         self.exemplars.merge(other.exemplars)
 
@@ -53,7 +56,7 @@ class SpanMetrics:
         self.series: dict[SpanKey, SpanSeries] = {}
         self._refused: set[SpanKey] = set()
 
-    def consume(self, records: Records, valid: np.ndarray | None = None) -> None:
+    def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> None:
         """Count the spans of one request (`valid` masks out spans rejected by the receiver)."""
         if records.count == 0:
             return
@@ -65,13 +68,18 @@ class SpanMetrics:
         service = records.service[index].astype(np.int64)
         name = records.name[index].astype(np.int64)
         combined = ((service * len(records.names) + name) * 6 + kind) * 3 + status
-        groups, inverse = np.unique(combined, return_inverse=True)
         duration = records.duration_s[index]
         bucket = np.searchsorted(_BUCKETS, duration, side="left")
         origin = Origin(records.trace_id, records.span_id, records.time_s)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(groups) + 1))
-        for group, code in enumerate(groups.tolist()):
+        if combined.min() == combined.max():  # the usual batch: one service, name, kind, status
+            codes, members_of = [int(combined[0])], [np.arange(len(index))]
+        else:
+            groups, inverse = np.unique(combined, return_inverse=True)
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(len(groups) + 1)).tolist()
+            codes = groups.tolist()
+            members_of = [order[bounds[g] : bounds[g + 1]] for g in range(len(codes))]
+        for code, members in zip(codes, members_of, strict=True):
             rest, status_code = divmod(code, 3)
             rest, kind_code = divmod(rest, 6)
             service_code, name_code = divmod(rest, len(records.names))
@@ -81,14 +89,17 @@ class SpanMetrics:
                 semconv.SPAN_KINDS[kind_code],
                 semconv.STATUS_CODES[status_code],
             )
-            members = order[bounds[group] : bounds[group + 1]]
             series = self._series(key)
             if series is None:
                 self.budget.count_overflow(semconv.SPANMETRICS_CALLS, len(members))
                 continue
             series.counts += np.bincount(bucket[members], minlength=len(series.counts))
             series.sum += float(duration[members].sum())
-            series.exemplars.record(bucket[members], duration[members], index[members], origin)
+            filled = int(np.count_nonzero(series.counts))
+            fills_empty, series.filled = filled > series.filled, filled
+            series.exemplars.offer(
+                bucket[members], duration[members], index[members], origin, fills_empty
+            )
 
     def _series(self, key: SpanKey) -> SpanSeries | None:
         found = self.series.get(key)

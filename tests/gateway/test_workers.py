@@ -65,9 +65,10 @@ def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
             for sample in family.samples:
                 if sample.name == "otelml_feature_value_bucket":
                     buckets[float(sample.labels["le"])] = sample.value
-                if sample.name == "otelml_receiver_accepted_spans_total":
-                    if sample.labels["transport"] == "grpc":
-                        assert sample.value == len(sent)
+                if sample.name == "otelml_receiver_accepted_spans_total" and (
+                    sample.labels["transport"] == "grpc"
+                ):
+                    assert sample.value == len(sent)
         edges = np.asarray(default_edges())
         expected = np.cumsum(
             np.bincount(np.searchsorted(edges, sent, side="left"), minlength=len(edges) + 1)
