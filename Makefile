@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 
 ## test: lint, type check and the whole test suite against real components
 test: $(STAMP) prometheus lint typecheck
-	OTELML_REQUIRE_PROMETHEUS=1 $(BIN)/pytest -q
+	OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
 ## bench: side-by-side throughput and render-time ratios (see README)
 bench: $(STAMP)

@@ -275,6 +275,26 @@ def test_log_records_carry_features_like_spans() -> None:
     assert samples[accepted].value == 5
 
 
+def test_grpc_gzip_compression_is_accepted() -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression
+
+    with running_gateway() as gw:
+        exporter = GrpcSpanExporter(
+            endpoint=gw.grpc_endpoint, insecure=True, compression=Compression.Gzip
+        )
+        provider = _tracer_provider(exporter)
+        tracer = provider.get_tracer("test")
+        for value in (1.0, 2.0, 3.0):
+            with tracer.start_as_current_span(
+                "predict", attributes={semconv.MODEL_NAME: "gz", FEATURE + "x": value}
+            ):
+                pass
+        provider.shutdown()
+        samples = gw.samples()
+    labels = {"model": "gz", "model_version": "", "feature": "x", "le": "+Inf"}
+    assert samples[("otelml_feature_value_bucket", frozenset(labels.items()))].value == 3
+
+
 @pytest.mark.parametrize("openmetrics", [True, False])
 def test_exposition_parses_strictly(openmetrics: bool) -> None:
     from prometheus_client.parser import text_string_to_metric_families as parse_text

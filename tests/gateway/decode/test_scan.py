@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,8 @@ from otelml.errors import Permanent
 from otelml.gateway.decode import NATIVE, _pyscan, decode_traces
 from tests.gateway.otlp_builders import logs, traces
 
+if not NATIVE and os.environ.get("OTELML_REQUIRE_NATIVE"):
+    pytest.fail("the C scanner was not built (make test requires it)", pytrace=False)
 pytestmark = pytest.mark.skipif(not NATIVE, reason="C scanner not built")
 
 if NATIVE:
