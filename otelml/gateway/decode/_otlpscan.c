@@ -42,12 +42,28 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *src, size_t n) {
-    if (buf_reserve(b, n)) return -1;
+static inline int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap && buf_reserve(b, n)) return -1;
     memcpy(b->data + b->len, src, n);
     b->len += n;
     return 0;
 }
+
+/* Fixed-size appends: inlined to a bounds check and one store (the per-leaf hot path). */
+#define DEFINE_PUT(name, type)                                             \
+    static inline int name(Buf *b, type v) {                               \
+        if (b->len + sizeof(type) > b->cap && buf_reserve(b, sizeof(type))) \
+            return -1;                                                     \
+        memcpy(b->data + b->len, &v, sizeof(type));                        \
+        b->len += sizeof(type);                                            \
+        return 0;                                                          \
+    }
+DEFINE_PUT(put_i8, int8_t)
+DEFINE_PUT(put_u8, uint8_t)
+DEFINE_PUT(put_i32, int32_t)
+DEFINE_PUT(put_i64, int64_t)
+DEFINE_PUT(put_u64, uint64_t)
+DEFINE_PUT(put_f64, double)
 
 static int buf_zero(Buf *b, size_t n) {
     if (buf_reserve(b, n)) return -1;
@@ -159,7 +175,11 @@ typedef struct {
     const uint8_t *p, *end;
 } Cur;
 
-static int varint(Cur *c, uint64_t *out) {
+static inline int varint(Cur *c, uint64_t *out) {
+    if (c->p < c->end && !(*c->p & 0x80)) { /* one byte: most tags and lengths */
+        *out = *c->p++;
+        return 0;
+    }
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (c->p >= c->end) return -1;
@@ -174,7 +194,7 @@ static int varint(Cur *c, uint64_t *out) {
 }
 
 /* Reads a tag; 1 = got one, 0 = end of message, -1 = malformed. */
-static int tag(Cur *c, uint32_t *field, int *wire) {
+static inline int tag(Cur *c, uint32_t *field, int *wire) {
     if (c->p >= c->end) return 0;
     uint64_t t;
     if (varint(c, &t)) return -1;
@@ -183,7 +203,7 @@ static int tag(Cur *c, uint32_t *field, int *wire) {
     return *field ? 1 : -1;
 }
 
-static int len_delimited(Cur *c, Cur *inner) {
+static inline int len_delimited(Cur *c, Cur *inner) {
     uint64_t n;
     if (varint(c, &n)) return -1;
     if (n > (uint64_t)(c->end - c->p)) return -1;
@@ -193,7 +213,7 @@ static int len_delimited(Cur *c, Cur *inner) {
     return 0;
 }
 
-static int fixed64(Cur *c, uint64_t *out) {
+static inline int fixed64(Cur *c, uint64_t *out) {
     if (c->end - c->p < 8) return -1;
     memcpy(out, c->p, 8); /* little-endian hosts only (x86-64, aarch64) */
     c->p += 8;
@@ -305,10 +325,10 @@ static int put_leaf(Scan *s, int32_t key, const Value *v, uint8_t from_array) {
         if (text < 0) FAIL(s, "out of memory");
     }
     int8_t kind = v->kind == 6 ? K_OTHER : v->kind;
-    if (buf_put(&s->l_record, &s->count, 4) || buf_put(&s->l_key, &key, 4) ||
-        buf_put(&s->l_kind, &kind, 1) || buf_put(&s->l_number, &v->number, 8) ||
-        buf_put(&s->l_integer, &v->integer, 8) || buf_put(&s->l_text, &text, 4) ||
-        buf_put(&s->l_from_array, &from_array, 1) || buf_put(&s->l_entry, &s->entries, 4))
+    if (put_i32(&s->l_record, s->count) | put_i32(&s->l_key, key) | put_i8(&s->l_kind, kind) |
+        put_f64(&s->l_number, v->number) | put_i64(&s->l_integer, v->integer) |
+        put_i32(&s->l_text, text) | put_u8(&s->l_from_array, from_array) |
+        put_i32(&s->l_entry, s->entries))
         FAIL(s, "out of memory");
     return 0;
 }
@@ -434,9 +454,9 @@ static int record(Scan *s, Cur c, int32_t service) {
     else bad |= buf_zero(&s->trace_id, 16);
     if (span.p && span.end - span.p == 8) bad |= buf_put(&s->span_id, span.p, 8);
     else bad |= buf_zero(&s->span_id, 8);
-    bad |= buf_put(&s->start, &start, 8) | buf_put(&s->end, &end, 8);
-    bad |= buf_put(&s->kind, &kind, 4) | buf_put(&s->status, &status, 4);
-    bad |= buf_put(&s->name, &name, 4) | buf_put(&s->service, &service, 4);
+    bad |= put_u64(&s->start, start) | put_u64(&s->end, end);
+    bad |= put_i32(&s->kind, kind) | put_i32(&s->status, status);
+    bad |= put_i32(&s->name, name) | put_i32(&s->service, service);
     if (bad) FAIL(s, "out of memory");
     s->count++;
     return 0;
