@@ -1,0 +1,1 @@
+"""Drift: sliding windows of live distributions scored against the training reference."""
