@@ -101,6 +101,27 @@ class Receivers(_Strict):
     otlp: OtlpReceiver = OtlpReceiver()
 
 
+DriftMethod = Literal["auto", "psi", "kl", "js", "hellinger", "wasserstein", "ks", "chi2", "z"]
+
+
+class DriftRule(_Strict):
+    """Per-feature override of the drift test and its threshold."""
+
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(default=None, gt=0)
+
+
+class DriftConfig(_Strict):
+    #: "auto" = Evidently's rule: reference ≤ 1000 rows → KS (numeric, > 5 unique values),
+    #: z-test (2 categories) or χ² at p < 0.05; larger → normed Wasserstein or JS ≥ 0.1.
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(default=None, gt=0)
+    #: Below this many observations in the window, no verdict is given.
+    min_samples: int = Field(default=100, ge=1)
+    features: dict[str, DriftRule] = {}
+    predictions: dict[str, DriftRule] = {}
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     version: str | None = None
@@ -108,6 +129,7 @@ class ModelConfig(_Strict):
     window: Duration = 300.0
     step: Duration = 60.0
     segments: list[str] = []
+    drift: DriftConfig = DriftConfig()
 
 
 class TracesExporter(_Strict):

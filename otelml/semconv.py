@@ -49,6 +49,23 @@ PREDICTION_CLASS: Final = "otelml_prediction_class"
 PREDICTION_MISSING: Final = "otelml_prediction_missing"
 PREDICTION_INVALID: Final = "otelml_prediction_invalid"
 REFERENCE_PREFIX: Final = "otelml_reference_"
+#: The reference profile's own counts, same label sets as the live series (gauges).
+REFERENCE_FEATURE_VALUE: Final = "otelml_reference_feature_value"  # gaugehistogram
+REFERENCE_FEATURE_CATEGORY: Final = "otelml_reference_feature_category"
+REFERENCE_PREDICTION_VALUE: Final = "otelml_reference_prediction_value"
+REFERENCE_PREDICTION_CLASS: Final = "otelml_reference_prediction_class"
+
+DRIFT_SCORE: Final = "otelml_drift_score"
+DRIFT_DETECTED: Final = "otelml_drift_detected"
+DRIFT_EVENTS: Final = "otelml_drift_events"  # counter: exposed with _total
+DRIFT_WINDOW_OBSERVATIONS: Final = "otelml_drift_window_observations"
+DRIFT_INSUFFICIENT_DATA: Final = "otelml_drift_insufficient_data"
+PREDICTION_DRIFT_SCORE: Final = "otelml_prediction_drift_score"
+PREDICTION_DRIFT_DETECTED: Final = "otelml_prediction_drift_detected"
+PREDICTION_DRIFT_EVENTS: Final = "otelml_prediction_drift_events"
+PREDICTION_DRIFT_WINDOW_OBSERVATIONS: Final = "otelml_prediction_drift_window_observations"
+PREDICTION_DRIFT_INSUFFICIENT_DATA: Final = "otelml_prediction_drift_insufficient_data"
+LABEL_METHOD: Final = "method"
 SERIES_OVERFLOW: Final = "otelml_series_overflow"
 
 SPANMETRICS_CALLS: Final = "traces_spanmetrics_calls"  # counter: exposed with _total

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,11 +21,12 @@ import uvicorn
 from otelml.config import Endpoint, GatewayConfig
 from otelml.errors import ConfigError
 from otelml.gateway import admin
+from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.features import FeaturesConnector
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelProfile
+from otelml.gateway.store import FeatureStore, ModelProfile
 from otelml.profile import ProfileError
 from otelml.profile import load as load_profile
 
@@ -84,11 +86,15 @@ class _Server(uvicorn.Server):
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
+        models = load_models(config)
         self.state = GatewayState.create(
             max_series=config.limits.max_series,
-            models=load_models(config),
+            models=models,
             max_categories=config.limits.max_categories,
         )
+        if config.models:
+            self.state.drift = DriftEngine(config.models, models)
+        self._drift_task: asyncio.Task[None] | None = None
         self.pipeline = Pipeline(
             FeaturesConnector(self.state.store), self.state.spanmetrics, self.state.stats
         )
@@ -159,12 +165,34 @@ class Gateway:
         self._ready = True
         return self.ports
 
+    def start_drift(self, source: Callable[[], Awaitable[FeatureStore]] | None = None) -> None:
+        """Evaluate drift every step on `source()` (default: this gateway's own counts)."""
+        engine = self.state.drift
+        if engine is None or self._drift_task is not None:
+            return
+
+        async def own() -> FeatureStore:
+            return self.state.store
+
+        async def loop() -> None:
+            while True:
+                store = await (source or own)()
+                engine.evaluate(store, time.monotonic())
+                await asyncio.sleep(min(engine.step_s, 1.0))
+
+        self._drift_task = asyncio.create_task(loop())
+
     async def _own_state(self) -> GatewayState:
         return self.state
 
     async def stop(self, grace: float = 5.0) -> None:
         """Readiness false first, then stop accepting, then let in-flight requests finish."""
         self._ready = False
+        if self._drift_task is not None:
+            self._drift_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drift_task
+            self._drift_task = None
         if self._grpc is not None:
             await self._grpc.stop(grace)
         for server in self._http:
@@ -185,6 +213,7 @@ async def serve(config: GatewayConfig) -> None:
         return
     gateway = Gateway(config)
     ports = await gateway.start()
+    gateway.start_drift()
     log.warning(
         "otelml gateway listening: OTLP gRPC :%s, OTLP HTTP :%s, admin :%s",
         ports.grpc,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
 from otelml.gateway.store import FeatureStore, ModelProfile
@@ -16,6 +17,8 @@ class GatewayState:
     store: FeatureStore
     spanmetrics: SpanMetrics
     stats: ReceiverStats = field(default_factory=ReceiverStats)
+    #: Drift verdicts, where the engine runs (the gateway, or the parent of its workers).
+    drift: DriftEngine | None = None
 
     @classmethod
     def create(

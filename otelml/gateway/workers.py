@@ -28,6 +28,7 @@ from typing import Any
 from otelml.config import GatewayConfig
 from otelml.gateway.app import Gateway, bind, wait_for_signal
 from otelml.gateway.state import GatewayState
+from otelml.gateway.store import FeatureStore
 
 log = logging.getLogger("otelml.gateway")
 
@@ -135,10 +136,16 @@ async def serve_workers(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
 
     async def merged() -> GatewayState:
-        return await loop.run_in_executor(None, pool.snapshot)
+        state = await loop.run_in_executor(None, pool.snapshot)
+        state.drift = parent.state.drift  # verdicts live in the parent, over merged counts
+        return state
+
+    async def merged_store() -> FeatureStore:
+        return (await loop.run_in_executor(None, pool.snapshot)).store
 
     try:
         ports = await parent.start(receivers=False, admin_snapshot=merged)
+        parent.start_drift(merged_store)
         log.warning(
             "otelml gateway: %d workers on OTLP gRPC %s / HTTP %s, merged admin :%s",
             config.workers,

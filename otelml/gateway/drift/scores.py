@@ -169,7 +169,7 @@ def chi_square(reference: Counts, current: Counts) -> tuple[Scores, Scores]:
     the statistic is infinite and the p-value 0 (certain drift) rather than a division error.
     """
     ref, cur = _rows(reference), _rows(current)
-    p, q, empty = _proportions(ref, cur)
+    p, _, empty = _proportions(ref, cur)
     expected = p * cur.sum(axis=1, keepdims=True)
     used = (expected > 0) | (cur > 0)
     impossible = ((expected == 0) & (cur > 0)).any(axis=1)

@@ -18,9 +18,11 @@ from prometheus_client.utils import floatToGoString as _go_float
 
 from otelml import semconv
 from otelml.gateway.distributions import CategoricalDistribution, NumericDistribution
+from otelml.gateway.drift.engine import series_verdicts
 from otelml.gateway.exemplars import Exemplars
 from otelml.gateway.state import GatewayState
 from otelml.gateway.store import ModelKey, SeriesKey
+from otelml.profile import CategoricalProfile, NumericProfile
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -101,7 +103,7 @@ class _Writer:
             self.lines.append(f"{name}_sum{{{labels}}} {go_float(total)}\n")
             self.lines.append(f"{name}_count{{{labels}}} {cumulative[-1]}\n")
 
-    def sample(self, name: str, labels: str, value: float | int, suffix: str = "") -> None:
+    def sample(self, name: str, labels: str, value: float | str, suffix: str = "") -> None:
         self.lines.append(f"{name}{{{labels}}} {value}{suffix}\n")
 
     def text(self) -> str:
@@ -197,9 +199,124 @@ def render(state: GatewayState, openmetrics: bool) -> str:
                 ):
                     writer.sample(name, f'{labels},{semconv.LABEL_REASON}="{reason}"', count)
 
+    _render_reference(writer, state)
+    _render_drift(writer, state)
     _render_spanmetrics(writer, state)
     _render_self(writer, state)
     return writer.text()
+
+
+def _render_reference(writer: _Writer, state: GatewayState) -> None:
+    """The reference profiles' own counts, on the live series' label sets, for PromQL."""
+    numeric: dict[str, list[tuple[str, NumericProfile]]] = {"feature": [], "prediction": []}
+    categorical: dict[str, list[tuple[str, CategoricalProfile]]] = {"feature": [], "prediction": []}
+    for model in state.store.models:
+        profile = model.profile
+        if profile is None:
+            continue
+        version = model.version or profile.version or ""
+        for role, table in (("feature", profile.features), ("prediction", profile.predictions)):
+            for name, feature in table.items():
+                labels = _series_labels(ModelKey(model.name, version), SeriesKey(role, name))  # type: ignore[arg-type]
+                if isinstance(feature, NumericProfile):
+                    numeric[role].append((labels, feature))
+                else:
+                    categorical[role].append((labels, feature))
+    for role, value_metric, class_metric, class_label in (
+        (
+            "feature",
+            semconv.REFERENCE_FEATURE_VALUE,
+            semconv.REFERENCE_FEATURE_CATEGORY,
+            semconv.LABEL_CATEGORY,
+        ),
+        (
+            "prediction",
+            semconv.REFERENCE_PREDICTION_VALUE,
+            semconv.REFERENCE_PREDICTION_CLASS,
+            semconv.LABEL_CLASS,
+        ),
+    ):
+        if numeric[role]:
+            # A gauge histogram: constant counts that PromQL compares with the live buckets.
+            kind = "gaugehistogram" if writer.openmetrics else "histogram"
+            writer.family(value_metric, kind, f"Reference (training) counts per {role} bucket.")
+            for labels, feature in numeric[role]:
+                les = [go_float(e) for e in feature.edges] + ["+Inf"]
+                cumulative = np.cumsum(feature.counts).tolist()
+                prefix = f'{value_metric}_bucket{{{labels},le="'
+                writer.lines.extend(
+                    f'{prefix}{le}"}} {count}\n' for le, count in zip(les, cumulative, strict=True)
+                )
+        if categorical[role]:
+            writer.family(class_metric, "gauge", f"Reference (training) counts per {role} value.")
+            for labels, cat in categorical[role]:
+                names = [*cat.categories, semconv.OTHER_CATEGORY]
+                for name, count in zip(names, cat.counts, strict=True):
+                    writer.sample(class_metric, f'{labels},{class_label}="{escape(name)}"', count)
+
+
+def _render_drift(writer: _Writer, state: GatewayState) -> None:
+    verdicts = list(series_verdicts(state.drift))
+    for role, score, detected, events, observations, insufficient in (
+        (
+            "feature",
+            semconv.DRIFT_SCORE,
+            semconv.DRIFT_DETECTED,
+            semconv.DRIFT_EVENTS,
+            semconv.DRIFT_WINDOW_OBSERVATIONS,
+            semconv.DRIFT_INSUFFICIENT_DATA,
+        ),
+        (
+            "prediction",
+            semconv.PREDICTION_DRIFT_SCORE,
+            semconv.PREDICTION_DRIFT_DETECTED,
+            semconv.PREDICTION_DRIFT_EVENTS,
+            semconv.PREDICTION_DRIFT_WINDOW_OBSERVATIONS,
+            semconv.PREDICTION_DRIFT_INSUFFICIENT_DATA,
+        ),
+    ):
+        mine = [(_series_labels(m, s), v) for m, s, v in verdicts if s.role == role]
+        if not mine:
+            continue
+        writer.family(score, "gauge", f"Drift of each {role} over the window, by method.")
+        for labels, verdict in mine:
+            for method, value in sorted(verdict.scores.items()):
+                writer.sample(score, f'{labels},{semconv.LABEL_METHOD}="{method}"', go_float(value))
+        writer.family(
+            detected,
+            "gauge",
+            "1 when the window drifted, 0 when not (absent: too few observations).",
+        )
+        for labels, verdict in mine:
+            if verdict.detected is not None:
+                writer.sample(detected, labels, int(verdict.detected))
+        writer.family(
+            insufficient,
+            "gauge",
+            "1 while the window has fewer observations than drift.min_samples.",
+        )
+        for labels, verdict in mine:
+            writer.sample(insufficient, labels, int(verdict.detected is None))
+        writer.family(observations, "gauge", "Observations in the current drift window.")
+        for labels, verdict in mine:
+            writer.sample(observations, labels, verdict.observations)
+        name = f"{events}_total"
+        writer.family(
+            name,
+            "counter",
+            "Windows that crossed into drift; exemplar: a trace from the bin that moved most.",
+        )
+        for labels, verdict in mine:
+            suffix = ""
+            exemplar = verdict.exemplar
+            if writer.openmetrics and exemplar is not None:
+                suffix = (
+                    f' # {{trace_id="{exemplar.trace_id}",span_id="{exemplar.span_id}"}} '
+                    f"{exemplar.value!r} {exemplar.time_s:.3f}"
+                )
+            writer.sample(
+                name, f'{labels},{semconv.LABEL_METHOD}="{verdict.method}"', verdict.events, suffix
+            )
 
 
 def _render_spanmetrics(writer: _Writer, state: GatewayState) -> None:

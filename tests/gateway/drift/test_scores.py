@@ -102,7 +102,7 @@ def test_many_rows_at_once_equal_row_by_row_and_padding_is_neutral() -> None:
         batch = fn(ref, cur)
         single = [fn(ref[i, :-2], cur[i, :-2])[0] for i in range(7)]
         assert batch == pytest.approx(single, rel=1e-12)
-    d, p = scores.ks(ref, cur)
+    d, _p = scores.ks(ref, cur)
     assert d == pytest.approx([scores.ks(ref[i, :-2], cur[i, :-2])[0][0] for i in range(7)])
     points = np.tile(np.r_[np.arange(7.0), 6.0, 6.0], (7, 1))  # padding repeats the last point
     assert scores.wasserstein(ref, cur, points) == pytest.approx(

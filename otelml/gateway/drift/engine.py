@@ -1,0 +1,263 @@
+"""The drift engine: every `step`, each profiled series' last `window` of counts vs its reference.
+
+Distributions only ever count up (they are Prometheus counters); a window is the difference
+of two snapshots of those cumulative counts, `steps` steps apart, kept in a ring. So a window is
+as mergeable as the counts themselves: workers, replicas or steps add, and the engine can run
+wherever the merged counts are (the gateway, or the parent of its workers).
+
+All series of the models sharing a (window, step) form one table — rows = series, columns =
+bins, zero-padded — and each step scores the whole table with a few vectorised calls per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from otelml.config import DriftConfig, DriftRule, ModelConfig
+from otelml.gateway.drift import methods, scores
+from otelml.gateway.store import FeatureStore, ModelKey, ModelProfile, SeriesKey
+from otelml.profile import FeatureProfile, NumericProfile, Profile
+
+
+@dataclass(frozen=True)
+class DriftExemplar:
+    """A trace from the bin that moved most, at the moment drift was detected."""
+
+    trace_id: str
+    span_id: str
+    value: float
+    time_s: float
+
+
+@dataclass
+class Verdict:
+    """The latest evaluation of one series."""
+
+    method: str
+    threshold: float
+    scores: dict[str, float]
+    observations: int
+    detected: bool | None  # None: fewer than min_samples observations in the window
+    events: int = 0
+    exemplar: DriftExemplar | None = None
+
+
+@dataclass(frozen=True)
+class _Row:
+    model: ModelKey
+    series: SeriesKey
+    feature: FeatureProfile
+    method: str
+    threshold: float
+    min_samples: int
+
+
+def _rule(drift: DriftConfig, series: SeriesKey) -> DriftRule:
+    table = drift.features if series.role == "feature" else drift.predictions
+    return table.get(series.name, DriftRule(method=drift.method, threshold=drift.threshold))
+
+
+class DriftTable:
+    """The series of every model sharing one (window, step)."""
+
+    def __init__(self, window_s: float, step_s: float) -> None:
+        self.window_s = window_s
+        self.step_s = step_s
+        self.steps = max(1, round(window_s / step_s))
+        self.rows: list[_Row] = []
+        self.index: dict[tuple[ModelKey, SeriesKey], int] = {}
+        self._reference_rows: list[npt.NDArray[np.float64]] = []
+        self._point_rows: list[npt.NDArray[np.float64]] = []
+        self.reference = np.zeros((0, 1))
+        self.points = np.zeros((0, 1))
+        self.std = np.zeros(0)
+        # Snapshots of cumulative counts; snapshot 0 (all zeros) is the start of every series.
+        self.ring = np.zeros((self.steps + 1, 0, 1), dtype=np.int64)
+        self.taken = 1
+        self.next_due = 0.0
+
+    def add(self, row: _Row) -> None:
+        """Queue a new series; its history starts at zero (it was just discovered)."""
+        feature = row.feature
+        self._reference_rows.append(np.asarray(feature.counts, dtype=np.float64))
+        if isinstance(feature, NumericProfile):
+            self._point_rows.append(scores.bin_points(feature.edges))
+        else:
+            self._point_rows.append(np.arange(len(feature.counts), dtype=np.float64))
+        self.index[(row.model, row.series)] = len(self.rows)
+        self.rows.append(row)
+
+    def _materialise(self) -> None:
+        """Rebuild the padded matrices after additions (once per discovery, not per series)."""
+        n = len(self.rows)
+        if self.reference.shape[0] == n:
+            return
+        width = max(len(r) for r in self._reference_rows)
+        self.reference = np.zeros((n, width))
+        self.points = np.zeros((n, width))
+        for i, (reference, points) in enumerate(
+            zip(self._reference_rows, self._point_rows, strict=True)
+        ):
+            self.reference[i, : len(reference)] = reference
+            self.points[i, : len(points)] = points
+            self.points[i, len(points) :] = points[-1]  # padding adds no distance
+        self.std = np.array(
+            [r.feature.std if isinstance(r.feature, NumericProfile) else np.nan for r in self.rows]
+        )
+        ring = np.zeros((self.steps + 1, n, width), dtype=np.int64)
+        ring[:, : self.ring.shape[1], : self.ring.shape[2]] = self.ring
+        self.ring = ring
+
+    def step(
+        self, store: FeatureStore, verdicts: dict[tuple[ModelKey, SeriesKey], Verdict]
+    ) -> None:
+        if not self.rows:
+            return
+        self._materialise()
+        current = np.zeros(self.ring.shape[1:], dtype=np.int64)
+        distributions = []
+        for i, row in enumerate(self.rows):
+            distribution = store.existing(row.model, row.series)
+            distributions.append(distribution)
+            if distribution is not None:
+                current[i, : len(distribution.counts)] = distribution.counts
+        slots = self.steps + 1
+        self.ring[self.taken % slots] = current
+        baseline = self.ring[max(0, self.taken - self.steps) % slots]
+        self.taken += 1
+        window = (current - baseline).astype(np.float64)
+        observations = window.sum(axis=1)
+        results: dict[str, npt.NDArray[np.float64]] = {}
+        decision = np.full(len(self.rows), np.nan)
+        psi = scores.psi(self.reference, window)
+        contributions = scores.contributions(self.reference, window)
+        for name in sorted({row.method for row in self.rows}):
+            mask = np.array([row.method == name for row in self.rows])
+            method = methods.METHODS[name]
+            computed = methods.compute(
+                name, self.reference[mask], window[mask], self.points[mask], self.std[mask]
+            )
+            for label, values in computed.items():
+                results.setdefault(label, np.full(len(self.rows), np.nan))[mask] = values
+            decision[mask] = computed[method.label]
+        for i, row in enumerate(self.rows):
+            method = methods.METHODS[row.method]
+            key = (row.model, row.series)
+            previous = verdicts.get(key)
+            row_scores = {
+                label: float(values[i])
+                for label, values in results.items()
+                if not np.isnan(values[i])
+            }
+            if not np.isnan(psi[i]):
+                row_scores.setdefault("psi", float(psi[i]))
+            enough = observations[i] >= row.min_samples and not np.isnan(decision[i])
+            detected = (
+                bool(method.detected(decision[i : i + 1], row.threshold)[0]) if enough else None
+            )
+            verdict = Verdict(
+                method=row.method,
+                threshold=row.threshold,
+                scores=row_scores if enough else {},
+                observations=int(observations[i]),
+                detected=detected,
+                events=previous.events if previous else 0,
+                exemplar=previous.exemplar if previous else None,
+            )
+            if detected and not (previous and previous.detected):
+                verdict.events += 1
+                verdict.exemplar = _exemplar(distributions[i], contributions[i]) or verdict.exemplar
+            verdicts[key] = verdict
+
+
+def _exemplar(distribution: object, contributions: npt.NDArray[np.float64]) -> DriftExemplar | None:
+    """The newest exemplar of the bin with the largest PSI contribution (the bin that moved)."""
+    exemplars = getattr(distribution, "exemplars", None)
+    if exemplars is None:
+        return None
+    order = np.argsort(-contributions[: len(exemplars)], kind="stable")
+    for slot in order.tolist():
+        if exemplars.time_s[slot] > 0:
+            return DriftExemplar(
+                trace_id=exemplars.trace_id[slot].tobytes().hex(),
+                span_id=exemplars.span_id[slot].tobytes().hex(),
+                value=float(exemplars.value[slot]),
+                time_s=float(exemplars.time_s[slot]),
+            )
+    return None
+
+
+@dataclass
+class DriftEngine:
+    """Owns the tables and the latest verdicts; `evaluate` is called by a timer (or a test)."""
+
+    configs: list[ModelConfig]
+    profiles: list[ModelProfile]
+    tables: dict[tuple[float, float], DriftTable] = field(default_factory=dict)
+    verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
+
+    @property
+    def step_s(self) -> float:
+        """How often `evaluate` must run for every table to be on time."""
+        return min((c.step for c in self.configs), default=60.0)
+
+    def evaluate(self, store: FeatureStore, now: float) -> None:
+        """Step every table that is due at `now` (seconds; any monotonic clock)."""
+        self._discover(store)
+        for table in self.tables.values():
+            if now >= table.next_due:
+                table.step(store, self.verdicts)
+                table.next_due = (table.next_due or now) + table.step_s
+                if table.next_due <= now:  # fell behind: skip, never burst
+                    table.next_due = now + table.step_s
+
+    def _discover(self, store: FeatureStore) -> None:
+        known = {key for table in self.tables.values() for key in table.index}
+        for model, series, _ in store.items():
+            if (model, series) in known:
+                continue
+            found = self._config_of(model)
+            if found is None:
+                continue
+            config, profile = found
+            table_features = profile.features if series.role == "feature" else profile.predictions
+            feature = table_features.get(series.name)
+            if feature is None:
+                continue  # no reference: nothing to drift from
+            rule = _rule(config.drift, series)
+            name: str = rule.method
+            if name == "auto":
+                name = methods.default_method(feature, profile.rows)
+            name = methods.usable(name, feature)
+            method = methods.METHODS[name]
+            table = self.tables.setdefault(
+                (config.window, config.step), DriftTable(config.window, config.step)
+            )
+            table.add(
+                _Row(
+                    model=model,
+                    series=series,
+                    feature=feature,
+                    method=name,
+                    threshold=rule.threshold or method.default_threshold,
+                    min_samples=config.drift.min_samples,
+                )
+            )
+
+    def _config_of(self, model: ModelKey) -> tuple[ModelConfig, Profile] | None:
+        for config, profile in zip(self.configs, self.profiles, strict=True):
+            if profile.matches(model) and profile.profile is not None:
+                return config, profile.profile
+        return None
+
+
+def series_verdicts(
+    engine: DriftEngine | None,
+) -> Iterable[tuple[ModelKey, SeriesKey, Verdict]]:
+    if engine is None:
+        return []
+    return ((model, series, v) for (model, series), v in engine.verdicts.items())
