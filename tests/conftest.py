@@ -72,6 +72,11 @@ def running_gateway(config: GatewayConfig | None = None) -> Iterator[RunningGate
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)
     thread.start()
     ports = asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(timeout=30)
+
+    async def start_drift() -> None:
+        gateway.start_drift()
+
+    asyncio.run_coroutine_threadsafe(start_drift(), loop).result(timeout=30)
     try:
         yield RunningGateway(gateway, ports, loop)
     finally:
