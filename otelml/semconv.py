@@ -55,6 +55,14 @@ REFERENCE_FEATURE_CATEGORY: Final = "otelml_reference_feature_category"
 REFERENCE_PREDICTION_VALUE: Final = "otelml_reference_prediction_value"
 REFERENCE_PREDICTION_CLASS: Final = "otelml_reference_prediction_class"
 
+#: Per reference bin of a numeric feature: its share of the reference; `le_prev` names the
+#: bin's lower bound (absent for the first bin), so PromQL can difference cumulative buckets.
+REFERENCE_FEATURE_BIN_RATIO: Final = "otelml_reference_feature_bin_ratio"
+LABEL_LE_PREV: Final = "le_prev"
+#: The current drift window's counts (cumulative buckets / per category), summable over replicas.
+DRIFT_WINDOW_VALUE: Final = "otelml_drift_window_value"  # gaugehistogram
+DRIFT_WINDOW_CATEGORY: Final = "otelml_drift_window_category"
+
 DRIFT_SCORE: Final = "otelml_drift_score"
 DRIFT_DETECTED: Final = "otelml_drift_detected"
 DRIFT_EVENTS: Final = "otelml_drift_events"  # counter: exposed with _total

@@ -44,6 +44,9 @@ class Verdict:
     detected: bool | None  # None: fewer than min_samples observations in the window
     events: int = 0
     exemplar: DriftExemplar | None = None
+    #: The window's counts per reference bin (not cumulative), exported so that Prometheus
+    #: can sum them over replicas and compute cluster-wide scores.
+    window: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class DriftTable:
                 detected=detected,
                 events=previous.events if previous else 0,
                 exemplar=previous.exemplar if previous else None,
+                window=tuple(int(c) for c in window[i, : len(row.feature.counts)].tolist()),
             )
             if detected and not (previous and previous.detected):
                 verdict.events += 1
@@ -214,6 +218,13 @@ class DriftEngine:
                 table.next_due = (table.next_due or now) + table.step_s
                 if table.next_due <= now:  # fell behind: skip, never burst
                     table.next_due = now + table.step_s
+
+    def reference_of(self, model: ModelKey, series: SeriesKey) -> FeatureProfile | None:
+        for table in self.tables.values():
+            index = table.index.get((model, series))
+            if index is not None:
+                return table.rows[index].feature
+        return None
 
     def _discover(self, store: FeatureStore) -> None:
         known = {key for table in self.tables.values() for key in table.index}

@@ -18,7 +18,7 @@ from prometheus_client.utils import floatToGoString as _go_float
 
 from otelml import semconv
 from otelml.gateway.distributions import CategoricalDistribution, NumericDistribution
-from otelml.gateway.drift.engine import series_verdicts
+from otelml.gateway.drift.engine import Verdict, series_verdicts
 from otelml.gateway.exemplars import Exemplars
 from otelml.gateway.state import GatewayState
 from otelml.gateway.store import ModelKey, SeriesKey
@@ -247,6 +247,15 @@ def _render_reference(writer: _Writer, state: GatewayState) -> None:
                 writer.lines.extend(
                     f'{prefix}{le}"}} {count}\n' for le, count in zip(les, cumulative, strict=True)
                 )
+        if role == "feature" and numeric[role]:
+            ratio = semconv.REFERENCE_FEATURE_BIN_RATIO
+            writer.family(ratio, "gauge", "Reference share of each bucket (not cumulative).")
+            for labels, feature in numeric[role]:
+                les = [go_float(e) for e in feature.edges] + ["+Inf"]
+                total = sum(feature.counts) or 1
+                for i, (le, count) in enumerate(zip(les, feature.counts, strict=True)):
+                    previous = f',{semconv.LABEL_LE_PREV}="{les[i - 1]}"' if i else ""
+                    writer.sample(ratio, f'{labels},le="{le}"{previous}', go_float(count / total))
         if categorical[role]:
             writer.family(class_metric, "gauge", f"Reference (training) counts per {role} value.")
             for labels, cat in categorical[role]:
@@ -255,8 +264,45 @@ def _render_reference(writer: _Writer, state: GatewayState) -> None:
                     writer.sample(class_metric, f'{labels},{class_label}="{escape(name)}"', count)
 
 
+def _render_drift_windows(
+    writer: _Writer, state: GatewayState, verdicts: list[tuple[ModelKey, SeriesKey, Verdict]]
+) -> None:
+    """The drift windows' counts, for cluster-wide scores in PromQL (`sum by (le)`)."""
+    engine = state.drift
+    numeric, categorical = [], []
+    for model, series, verdict in verdicts:
+        if series.role != "feature" or not verdict.window or engine is None:
+            continue
+        feature = engine.reference_of(model, series)
+        labels = _series_labels(model, series)
+        if isinstance(feature, NumericProfile):
+            numeric.append((labels, feature, verdict))
+        elif isinstance(feature, CategoricalProfile):
+            categorical.append((labels, feature, verdict))
+    if numeric:
+        kind = "gaugehistogram" if writer.openmetrics else "histogram"
+        name = semconv.DRIFT_WINDOW_VALUE
+        writer.family(name, kind, "Counts of the current drift window per bucket.")
+        for labels, feature, verdict in numeric:
+            les = [go_float(e) for e in feature.edges] + ["+Inf"]
+            cumulative = np.cumsum(verdict.window).tolist()
+            writer.lines.extend(
+                f'{name}_bucket{{{labels},le="{le}"}} {count}\n'
+                for le, count in zip(les, cumulative, strict=True)
+            )
+    if categorical:
+        name = semconv.DRIFT_WINDOW_CATEGORY
+        writer.family(name, "gauge", "Counts of the current drift window per category.")
+        for labels, cat, verdict in categorical:
+            for category, count in zip(
+                [*cat.categories, semconv.OTHER_CATEGORY], verdict.window, strict=True
+            ):
+                writer.sample(name, f'{labels},category="{escape(category)}"', count)
+
+
 def _render_drift(writer: _Writer, state: GatewayState) -> None:
     verdicts = list(series_verdicts(state.drift))
+    _render_drift_windows(writer, state, verdicts)
     for role, score, detected, events, observations, insufficient in (
         (
             "feature",
