@@ -122,6 +122,15 @@ class DriftConfig(_Strict):
     predictions: dict[str, DriftRule] = {}
 
 
+class GroundTruthConfig(_Strict):
+    """Keep predictions for a later join with ground truth (costs memory per prediction)."""
+
+    #: How long a prediction waits for its ground truth (and ground truth for its prediction).
+    ttl: Duration = 3600.0
+    #: Predictions kept at most; the oldest are evicted (and counted) past it.
+    max_predictions: int = Field(default=100_000, ge=1)
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     version: str | None = None
@@ -130,6 +139,8 @@ class ModelConfig(_Strict):
     step: Duration = 60.0
     segments: list[str] = []
     drift: DriftConfig = DriftConfig()
+    #: Set to join predictions with ground truth (`ml.ground_truth*` or POST /v1/ground_truth).
+    ground_truth: GroundTruthConfig | None = None
 
 
 class TracesExporter(_Strict):

@@ -74,6 +74,14 @@ PREDICTION_DRIFT_EVENTS: Final = "otelml_prediction_drift_events"
 PREDICTION_DRIFT_WINDOW_OBSERVATIONS: Final = "otelml_prediction_drift_window_observations"
 PREDICTION_DRIFT_INSUFFICIENT_DATA: Final = "otelml_prediction_drift_insufficient_data"
 LABEL_METHOD: Final = "method"
+
+PERFORMANCE: Final = "otelml_performance"
+PERFORMANCE_WINDOW_PAIRS: Final = "otelml_performance_window_pairs"
+GROUND_TRUTH_MATCHED: Final = "otelml_ground_truth"  # counter: exposed with _total
+GROUND_TRUTH_UNMATCHED: Final = "otelml_ground_truth_unmatched"  # counter {reason}
+GROUND_TRUTH_EVICTED: Final = "otelml_ground_truth_evicted"  # counter {reason}: predictions
+GROUND_TRUTH_WAITING: Final = "otelml_ground_truth_waiting"  # gauge {side}
+LABEL_METRIC: Final = "metric"
 SERIES_OVERFLOW: Final = "otelml_series_overflow"
 
 SPANMETRICS_CALLS: Final = "traces_spanmetrics_calls"  # counter: exposed with _total

@@ -22,7 +22,7 @@ from otelml.config import Endpoint, GatewayConfig
 from otelml.errors import ConfigError
 from otelml.gateway import admin
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.state import GatewayState
@@ -94,10 +94,10 @@ class Gateway:
         )
         if config.models:
             self.state.drift = DriftEngine(config.models, models)
+        if any(m.ground_truth is not None for m in config.models):
+            self.state.ground_truth = GroundTruthTracker(config.models)
         self._drift_task: asyncio.Task[None] | None = None
-        self.pipeline = Pipeline(
-            FeaturesConnector(self.state.store), self.state.spanmetrics, self.state.stats
-        )
+        self.pipeline = Pipeline.for_state(self.state)
         self._grpc: grpc.aio.Server | None = None
         self._http: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -197,7 +197,7 @@ class FeaturesConnector:
         leaves = records.leaves
         if records.count == 0 or len(leaves) == 0:
             return 0
-        record_group, groups = self._model_groups(records)
+        record_group, groups = model_groups(records)
         if valid is not None:
             record_group[~valid] = -1
         if not groups:
@@ -247,22 +247,22 @@ class FeaturesConnector:
         distribution.observe(obs)
         return len(obs)
 
-    @staticmethod
-    def _model_groups(records: Records) -> tuple[npt.NDArray[np.int64], list[ModelKey]]:
-        """Per record, the index of its (model, version) in the returned list, or -1."""
-        model = _string_per_record(records, semconv.MODEL_NAME)
-        has_model = model >= 0
-        if not has_model.any():
-            return np.full(records.count, -1, dtype=np.int64), []
-        version = _string_per_record(records, semconv.MODEL_VERSION)
-        pair = model * (len(records.strings) + 1) + (version + 1)
-        codes, inverse = np.unique(pair[has_model], return_inverse=True)
-        record_group = np.full(records.count, -1, dtype=np.int64)
-        record_group[has_model] = inverse
-        strings = records.strings
-        groups = []
-        for code in codes.tolist():
-            model_code, version_code = divmod(code, len(strings) + 1)
-            version_name = strings[version_code - 1] if version_code else ""
-            groups.append(ModelKey(strings[model_code], version_name))
-        return record_group, groups
+
+def model_groups(records: Records) -> tuple[npt.NDArray[np.int64], list[ModelKey]]:
+    """Per record, the index of its (model, version) in the returned list, or -1."""
+    model = _string_per_record(records, semconv.MODEL_NAME)
+    has_model = model >= 0
+    if not has_model.any():
+        return np.full(records.count, -1, dtype=np.int64), []
+    version = _string_per_record(records, semconv.MODEL_VERSION)
+    pair = model * (len(records.strings) + 1) + (version + 1)
+    codes, inverse = np.unique(pair[has_model], return_inverse=True)
+    record_group = np.full(records.count, -1, dtype=np.int64)
+    record_group[has_model] = inverse
+    strings = records.strings
+    groups = []
+    for code in codes.tolist():
+        model_code, version_code = divmod(code, len(strings) + 1)
+        version_name = strings[version_code - 1] if version_code else ""
+        groups.append(ModelKey(strings[model_code], version_name))
+    return record_group, groups

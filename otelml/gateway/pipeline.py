@@ -8,15 +8,22 @@ accepted.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
 
+from otelml import semconv
+from otelml.errors import Permanent
 from otelml.gateway.decode import decode_logs, decode_traces
 from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.performance.connector import GroundTruthConnector
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
+from otelml.gateway.state import GatewayState
+from otelml.gateway.store import ModelKey
 
 REASON_INVALID_ID = "invalid_id"
 
@@ -32,11 +39,26 @@ class ExportResult:
 
 class Pipeline:
     def __init__(
-        self, features: FeaturesConnector, spanmetrics: SpanMetrics, stats: ReceiverStats
+        self,
+        features: FeaturesConnector,
+        spanmetrics: SpanMetrics,
+        stats: ReceiverStats,
+        ground_truth: GroundTruthConnector | None = None,
     ) -> None:
         self.features = features
         self.spanmetrics = spanmetrics
         self.stats = stats
+        self.ground_truth = ground_truth
+
+    @classmethod
+    def for_state(cls, state: GatewayState) -> Pipeline:
+        tracker = state.ground_truth
+        return cls(
+            FeaturesConnector(state.store),
+            state.spanmetrics,
+            state.stats,
+            GroundTruthConnector(tracker) if tracker is not None else None,
+        )
 
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
@@ -47,6 +69,8 @@ class Pipeline:
         rejected = records.count - int(np.count_nonzero(valid))
         self.features.consume(records, None if rejected == 0 else valid)
         self.spanmetrics.consume(records, None if rejected == 0 else valid)
+        if self.ground_truth is not None:
+            self.ground_truth.consume(records, None if rejected == 0 else valid)
         self.stats.accept("spans", transport, records.count - rejected)
         self.stats.refuse("spans", transport, REASON_INVALID_ID, rejected)
         if rejected:
@@ -62,5 +86,41 @@ class Pipeline:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
         records = decode_logs(payload)
         self.features.consume(records)
+        if self.ground_truth is not None:
+            self.ground_truth.consume(records)
         self.stats.accept("log_records", transport, records.count)
         return ExportResult(records.count)
+
+    def consume_ground_truth(self, items: list[GroundTruthItem]) -> ExportResult:
+        """Ground truth posted as JSON (POST /v1/ground_truth)."""
+        if self.ground_truth is None:
+            raise Permanent(
+                "no model has ground_truth configured: nothing to join", "no_ground_truth", 404
+            )
+        now = time.time()
+        tracker = self.ground_truth.tracker
+        for item in items:
+            model = ModelKey(item.model, item.model_version or "") if item.model else None
+            tracker.add_truth(item.prediction_id, item.output, _json_value(item.value), now, model)
+        return ExportResult(len(items))
+
+
+class GroundTruthItem(BaseModel):
+    """One element of the POST /v1/ground_truth body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(min_length=1)
+    value: float | int | bool | str
+    output: str = semconv.DEFAULT_OUTPUT
+    model: str | None = None
+    model_version: str | None = None
+
+
+def _json_value(value: float | int | bool | str) -> float | str:
+    # The same spelling as OTLP values: bools "true"/"false", ints as labels, floats as numbers.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return value

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from otelml.gateway.budget import SeriesBudget
 from otelml.gateway.drift.engine import DriftEngine
+from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
 from otelml.gateway.store import FeatureStore, ModelProfile
@@ -19,6 +20,8 @@ class GatewayState:
     stats: ReceiverStats = field(default_factory=ReceiverStats)
     #: Drift verdicts, where the engine runs (the gateway, or the parent of its workers).
     drift: DriftEngine | None = None
+    #: Predictions waiting for ground truth, and the matched pairs (models with ground_truth).
+    ground_truth: GroundTruthTracker | None = None
 
     @classmethod
     def create(
@@ -44,3 +47,7 @@ class GatewayState:
         self.spanmetrics.merge(other.spanmetrics)
         self.stats.merge(other.stats)
         self.budget.overflow.update(other.budget.overflow)
+        if other.ground_truth is not None:
+            if self.ground_truth is None:
+                self.ground_truth = GroundTruthTracker(other.ground_truth.configs)
+            self.ground_truth.merge(other.ground_truth)

@@ -10,6 +10,7 @@ than building prometheus_client sample objects for the same series. Rules it kee
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -71,13 +72,13 @@ class _Writer:
         span_hex = exemplars.span_id[:slots].tobytes().hex()
         values = exemplars.value[:slots].tolist()
         out = []
-        for i, (has, value, time) in enumerate(
+        for i, (has, value, when) in enumerate(
             zip(present.tolist(), values, times.tolist(), strict=True)
         ):
             if has:
                 out.append(
                     f' # {{trace_id="{trace_hex[32 * i : 32 * i + 32]}",'
-                    f'span_id="{span_hex[16 * i : 16 * i + 16]}"}} {value!r} {time:.3f}'
+                    f'span_id="{span_hex[16 * i : 16 * i + 16]}"}} {value!r} {when:.3f}'
                 )
             else:
                 out.append("")
@@ -201,6 +202,7 @@ def render(state: GatewayState, openmetrics: bool) -> str:
 
     _render_reference(writer, state)
     _render_drift(writer, state)
+    _render_performance(writer, state)
     _render_spanmetrics(writer, state)
     _render_self(writer, state)
     return writer.text()
@@ -262,6 +264,55 @@ def _render_reference(writer: _Writer, state: GatewayState) -> None:
                 names = [*cat.categories, semconv.OTHER_CATEGORY]
                 for name, count in zip(names, cat.counts, strict=True):
                     writer.sample(class_metric, f'{labels},{class_label}="{escape(name)}"', count)
+
+
+def _render_performance(writer: _Writer, state: GatewayState) -> None:
+    tracker = state.ground_truth
+    if tracker is None:
+        return
+    results = tracker.metrics(time.time())
+
+    def labels(model: ModelKey, output: str) -> str:
+        return _series_labels(model, SeriesKey("prediction", output))
+
+    if results:
+        name = semconv.PERFORMANCE
+        writer.family(name, "gauge", "Model performance over the window of joined ground truth.")
+        for (model, output), (_, metrics) in sorted(results.items()):
+            for (metric, label), value in sorted(metrics.items()):
+                cls = f',{semconv.LABEL_CLASS}="{escape(label)}"' if label else ""
+                writer.sample(
+                    name,
+                    f'{labels(model, output)},{semconv.LABEL_METRIC}="{metric}"{cls}',
+                    go_float(value),
+                )
+        name = semconv.PERFORMANCE_WINDOW_PAIRS
+        writer.family(name, "gauge", "Predictions joined with ground truth in the window.")
+        for (model, output), (pairs, _) in sorted(results.items()):
+            writer.sample(name, labels(model, output), pairs)
+    name = f"{semconv.GROUND_TRUTH_MATCHED}_total"
+    writer.family(name, "counter", "Ground truth joined with its prediction.")
+    for (model, output), count in sorted(tracker.matched.items()):
+        writer.sample(name, labels(model, output), count)
+    name = f"{semconv.GROUND_TRUTH_UNMATCHED}_total"
+    writer.family(name, "counter", "Ground truth not joined, by reason (duplicate, unknown_id).")
+    for (model_name, version, output, reason), count in sorted(tracker.unmatched.items()):
+        writer.sample(
+            name,
+            f'{labels(ModelKey(model_name, version), output)},{semconv.LABEL_REASON}="{reason}"',
+            count,
+        )
+    name = f"{semconv.GROUND_TRUTH_EVICTED}_total"
+    writer.family(name, "counter", "Predictions dropped before their ground truth came, by reason.")
+    for (model_name, version, reason), count in sorted(tracker.evicted.items()):
+        model_labels = _labels(
+            ((semconv.LABEL_MODEL, model_name), (semconv.LABEL_MODEL_VERSION, version))
+        )
+        writer.sample(name, f'{model_labels},{semconv.LABEL_REASON}="{reason}"', count)
+    name = semconv.GROUND_TRUTH_WAITING
+    writer.family(name, "gauge", "Predictions and ground truth waiting to be joined.")
+    writer.sample(name, 'side="prediction"', len(tracker.predictions))
+    writer.sample(name, 'side="ground_truth"', len(tracker.pending))
 
 
 def _render_drift_windows(

@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
+from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otelml.errors import Permanent, Refused
-from otelml.gateway.pipeline import ExportResult, Pipeline
+from otelml.gateway.pipeline import ExportResult, GroundTruthItem, Pipeline
 from otelml.gateway.receivers.admission import read_body
 from otelml.gateway.receivers.otlp_json import (
     logs_to_protobuf,
@@ -98,6 +99,42 @@ def _endpoint(
     return export
 
 
+_GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
+
+
+def _ground_truth_endpoint(
+    pipeline: Pipeline, max_request_bytes: int
+) -> Callable[[Request], object]:
+    """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`."""
+    stats = pipeline.stats
+
+    async def post(request: Request) -> Response:
+        if request.method != "POST":
+            stats.refuse_request(TRANSPORT, "method_not_allowed")
+            return JSONResponse({"message": "use POST"}, 405, headers={"Allow": "POST"})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
+            stats.refuse_request(TRANSPORT, "unsupported_media_type")
+            return JSONResponse({"message": f"use {JSON}"}, 415)
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        try:
+            body = await read_body(request.stream(), max_request_bytes, encoding == "gzip", None)
+            try:
+                items = _GROUND_TRUTH.validate_json(body)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+                )
+                raise Permanent(f"invalid ground truth: {problems}", "malformed") from None
+            result = pipeline.consume_ground_truth(items)
+        except Permanent as exc:
+            stats.refuse_request(TRANSPORT, exc.reason)
+            return JSONResponse({"message": str(exc)}, exc.http_status)
+        return JSONResponse({"accepted": result.accepted})
+
+    return post
+
+
 def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
     methods = ["POST", "GET", "PUT", "DELETE", "PATCH"]
     return Starlette(
@@ -111,6 +148,11 @@ def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
                     traces_to_protobuf,
                     traces_response,
                 ),
+                methods=methods,
+            ),
+            Route(
+                "/v1/ground_truth",
+                _ground_truth_endpoint(pipeline, max_request_bytes),
                 methods=methods,
             ),
             Route(

@@ -1,0 +1,1 @@
+"""Model performance: predictions joined with ground truth that arrives later."""
