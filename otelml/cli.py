@@ -37,6 +37,41 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from otelml.gateway.drift.batch import assess_windows
+    from otelml.gateway.drift.report import table, write_html, write_json
+    from otelml.profile import ProfileError, load, read_table
+
+    try:
+        reference = load(args.reference)
+        current = read_table(args.current)
+    except ProfileError as exc:
+        print(f"otelml drift: {exc}", file=sys.stderr)
+        return 2
+    if args.time_column and args.time_column not in current.columns:
+        print(f"otelml drift: no column {args.time_column!r} in {args.current}", file=sys.stderr)
+        return 2
+    results = assess_windows(
+        reference,
+        current,
+        time_column=args.time_column,
+        window=args.window,
+        method=args.method,
+        min_samples=args.min_samples,
+    )
+    if not results:
+        print("otelml drift: no column of the reference profile is in the data", file=sys.stderr)
+        return 2
+    print(table(results))
+    if args.json:
+        write_json(results, Path(args.json))
+    if args.html:
+        write_html(results, Path(args.html), f"Drift of {args.current} vs {args.reference}")
+    return 1 if args.fail_on_drift and any(r.drift for r in results) else 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from otelml.demo import run
 
@@ -56,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(func=_gateway)
 
     add_profile_commands(commands)
+
+    drift = commands.add_parser("drift", help="drift of a data file against a reference profile")
+    drift.add_argument("--reference", required=True, help="reference.json (otelml profile build)")
+    drift.add_argument("--current", required=True, help="current data: .csv or .parquet")
+    drift.add_argument("--time-column", help="timestamp column, to assess each --window")
+    drift.add_argument("--window", help="window length as a pandas frequency: 1h, 1D, 15min")
+    drift.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "psi", "kl", "js", "hellinger", "wasserstein", "ks", "chi2", "z"],
+    )
+    drift.add_argument("--min-samples", type=int, default=1, help="rows below which: no verdict")
+    drift.add_argument("--json", help="write the results as JSON")
+    drift.add_argument("--html", help="write the results as an HTML page")
+    drift.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")
+    drift.set_defaults(func=_drift)
 
     demo = commands.add_parser("demo", help="gateway + example model traffic with a drift phase")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
