@@ -34,8 +34,16 @@ typecheck: $(STAMP)
 test: $(STAMP) prometheus lint typecheck
 	OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
-## bench: side-by-side throughput and render-time ratios (see README)
-bench: $(STAMP)
+BENCH_VENV := .bench-venv
+
+# Evidently (the yardstick of the drift benchmark) needs pandas < 3: its own environment.
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q "evidently==0.7.*" "pandas<3" pyarrow
+	touch $@
+
+## bench: side-by-side throughput, render-time and drift ratios (see README)
+bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:

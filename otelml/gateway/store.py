@@ -61,6 +61,8 @@ class FeatureStore:
         self._by_model: dict[ModelKey, dict[SeriesKey, Distribution]] = {}
         self._refused: set[tuple[ModelKey, SeriesKey]] = set()
         self._default_edges = default_edges()
+        #: Incremented whenever a distribution is created: lets readers skip rescans.
+        self.generation = 0
 
     def model(self, key: ModelKey) -> dict[SeriesKey, Distribution]:
         """The distributions of one model version (created empty on first sight)."""
@@ -116,6 +118,7 @@ class FeatureStore:
             self._refused.add((key, series))
             return None
         self._by_model[key][series] = distribution
+        self.generation += 1
         return distribution
 
     def _profile_of(self, key: ModelKey) -> Profile | None:
@@ -148,6 +151,7 @@ class FeatureStore:
                     self.budget.count_overflow(overflow_metric(series, kind), observed)
                     continue
                 self._by_model[key][series] = mine
+                self.generation += 1
             if mine.kind != theirs.kind:
                 continue  # two workers guessed differently for an unprofiled series: keep ours
             mine.merge(theirs)  # type: ignore[arg-type]

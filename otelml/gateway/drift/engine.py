@@ -46,7 +46,7 @@ class Verdict:
     exemplar: DriftExemplar | None = None
     #: The window's counts per reference bin (not cumulative), exported so that Prometheus
     #: can sum them over replicas and compute cluster-wide scores.
-    window: tuple[int, ...] = ()
+    window: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class DriftTable:
         self.ring = np.zeros((self.steps + 1, 0, 1), dtype=np.int64)
         self.taken = 1
         self.next_due = 0.0
+        self._masks: dict[str, npt.NDArray[np.bool_]] | None = None
+        self._thresholds = np.zeros(0)
+        self._min_samples = np.zeros(0, dtype=np.int64)
+        self._widths: list[int] = []
 
     def add(self, row: _Row) -> None:
         """Queue a new series; its history starts at zero (it was just discovered)."""
@@ -132,50 +136,59 @@ class DriftTable:
         self.ring[self.taken % slots] = current
         baseline = self.ring[max(0, self.taken - self.steps) % slots]
         self.taken += 1
-        window = (current - baseline).astype(np.float64)
+        counts = current - baseline
+        window = counts.astype(np.float64)
         observations = window.sum(axis=1)
+        # Scores: one vectorised call per test over all rows that use it.
         results: dict[str, npt.NDArray[np.float64]] = {}
         decision = np.full(len(self.rows), np.nan)
-        psi = scores.psi(self.reference, window)
-        contributions = scores.contributions(self.reference, window)
-        for name in sorted({row.method for row in self.rows}):
-            mask = np.array([row.method == name for row in self.rows])
+        detected = np.zeros(len(self.rows), dtype=bool)
+        labels_of: dict[str, list[str]] = {}
+        for name, mask in self._method_masks().items():
             method = methods.METHODS[name]
             computed = methods.compute(
                 name, self.reference[mask], window[mask], self.points[mask], self.std[mask]
             )
+            labels_of[name] = list(computed)
             for label, values in computed.items():
                 results.setdefault(label, np.full(len(self.rows), np.nan))[mask] = values
             decision[mask] = computed[method.label]
+            detected[mask] = method.detected(computed[method.label], self._thresholds[mask])
+        psi = scores.psi(self.reference, window)
+        enough = (observations >= self._min_samples) & ~np.isnan(decision)
+        # Then one cheap Python pass to publish the verdicts.
+        columns = {label: values.tolist() for label, values in results.items()}
+        psi_list, enough_list = psi.tolist(), enough.tolist()
+        detected_list, observation_list = detected.tolist(), observations.astype(int).tolist()
         for i, row in enumerate(self.rows):
-            method = methods.METHODS[row.method]
             key = (row.model, row.series)
-            previous = verdicts.get(key)
-            row_scores = {
-                label: float(values[i])
-                for label, values in results.items()
-                if not np.isnan(values[i])
-            }
-            if not np.isnan(psi[i]):
-                row_scores.setdefault("psi", float(psi[i]))
-            enough = observations[i] >= row.min_samples and not np.isnan(decision[i])
-            detected = (
-                bool(method.detected(decision[i : i + 1], row.threshold)[0]) if enough else None
-            )
-            verdict = Verdict(
-                method=row.method,
-                threshold=row.threshold,
-                scores=row_scores if enough else {},
-                observations=int(observations[i]),
-                detected=detected,
-                events=previous.events if previous else 0,
-                exemplar=previous.exemplar if previous else None,
-                window=tuple(int(c) for c in window[i, : len(row.feature.counts)].tolist()),
-            )
-            if detected and not (previous and previous.detected):
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = Verdict(row.method, row.threshold, {}, 0, None)
+            was_detected = verdict.detected
+            if enough_list[i]:
+                verdict.detected = detected_list[i]
+                row_scores = {label: columns[label][i] for label in labels_of[row.method]}
+                row_scores.setdefault("psi", psi_list[i])
+                verdict.scores = row_scores
+            else:
+                verdict.detected = None
+                verdict.scores = {}
+            verdict.observations = observation_list[i]
+            verdict.window = counts[i, : self._widths[i]]
+            if verdict.detected and not was_detected:
                 verdict.events += 1
-                verdict.exemplar = _exemplar(distributions[i], contributions[i]) or verdict.exemplar
-            verdicts[key] = verdict
+                moved = scores.contributions(self.reference[i], window[i])[0]
+                verdict.exemplar = _exemplar(distributions[i], moved) or verdict.exemplar
+
+    def _method_masks(self) -> dict[str, npt.NDArray[np.bool_]]:
+        if self._masks is None or len(self._thresholds) != len(self.rows):
+            names = [row.method for row in self.rows]
+            self._masks = {n: np.array([m == n for m in names]) for n in sorted(set(names))}
+            self._thresholds = np.array([row.threshold for row in self.rows])
+            self._min_samples = np.array([row.min_samples for row in self.rows])
+            self._widths = [len(row.feature.counts) for row in self.rows]
+        return self._masks
 
 
 def _exemplar(distribution: object, contributions: npt.NDArray[np.float64]) -> DriftExemplar | None:
@@ -203,6 +216,8 @@ class DriftEngine:
     profiles: list[ModelProfile]
     tables: dict[tuple[float, float], DriftTable] = field(default_factory=dict)
     verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
+    _seen_generation: int = -1
+    _seen_store: FeatureStore | None = None
 
     @property
     def step_s(self) -> float:
@@ -227,6 +242,9 @@ class DriftEngine:
         return None
 
     def _discover(self, store: FeatureStore) -> None:
+        if store.generation == self._seen_generation and store is self._seen_store:
+            return  # no series was created since the last look
+        self._seen_generation, self._seen_store = store.generation, store
         known = {key for table in self.tables.values() for key in table.index}
         for model, series, _ in store.items():
             if (model, series) in known:

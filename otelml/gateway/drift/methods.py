@@ -34,7 +34,7 @@ class Method:
     label: str
     default_threshold: float
 
-    def detected(self, value: Array, threshold: float) -> npt.NDArray[np.bool_]:
+    def detected(self, value: Array, threshold: float | Array) -> npt.NDArray[np.bool_]:
         if self.kind == "p_value":
             return np.asarray(value < threshold)
         return np.asarray(value >= threshold)

@@ -322,7 +322,7 @@ def _render_drift_windows(
     engine = state.drift
     numeric, categorical = [], []
     for model, series, verdict in verdicts:
-        if series.role != "feature" or not verdict.window or engine is None:
+        if series.role != "feature" or not len(verdict.window) or engine is None:
             continue
         feature = engine.reference_of(model, series)
         labels = _series_labels(model, series)
@@ -346,7 +346,7 @@ def _render_drift_windows(
         writer.family(name, "gauge", "Counts of the current drift window per category.")
         for labels, cat, verdict in categorical:
             for category, count in zip(
-                [*cat.categories, semconv.OTHER_CATEGORY], verdict.window, strict=True
+                [*cat.categories, semconv.OTHER_CATEGORY], verdict.window.tolist(), strict=True
             ):
                 writer.sample(name, f'{labels},category="{escape(category)}"', count)
 
