@@ -47,13 +47,14 @@ def bin_column(feature: FeatureProfile, column: pd.Series) -> tuple[np.ndarray, 
         edges = np.asarray(feature.edges)
         counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=len(edges) + 1)
         return counts, int(len(values) - len(finite))
-    present = column.dropna()
     slot = {c: i for i, c in enumerate(feature.categories)}
     other = len(feature.categories)
     counts = np.zeros(other + 1, dtype=np.int64)
-    for value, count in present.map(category_label).value_counts().items():
-        counts[slot.get(str(value), other)] += int(count)
-    return counts, int(len(column) - len(present))
+    # Count the raw values first (vectorised), then label only the distinct ones.
+    distinct = column.value_counts(dropna=True)
+    for value, count in distinct.items():
+        counts[slot.get(category_label(value), other)] += int(count)
+    return counts, int(len(column) - int(distinct.sum()))
 
 
 def assess(
