@@ -101,6 +101,10 @@ LABEL_CATEGORY: Final = "category"
 LABEL_OUTPUT: Final = "output"
 LABEL_CLASS: Final = "class"
 LABEL_REASON: Final = "reason"
+LABEL_SEGMENT: Final = "segment"
+LABEL_SEGMENT_VALUE: Final = "segment_value"
+#: Per-slice series (models with `segments:`) live in their own families: otelml_segment_*.
+SEGMENT_PREFIX: Final = "otelml_segment_"
 
 # --- spanmetrics label values, spelled as the OpenTelemetry spanmetrics connector does ----------
 SPAN_KINDS: Final = (

@@ -55,7 +55,7 @@ def load_models(config: GatewayConfig) -> list[ModelProfile]:
                 profile = load_profile(model.reference)
             except ProfileError as exc:
                 problems.append(f"models.{index}.reference: {exc}")
-        models.append(ModelProfile(model.name, model.version, profile))
+        models.append(ModelProfile(model.name, model.version, profile, tuple(model.segments)))
     if problems:
         raise ConfigError(problems)
     return models

@@ -20,6 +20,7 @@ from otelml.gateway.decode import Records
 from otelml.gateway.observations import (
     KIND_BOOL,
     KIND_DOUBLE,
+    KIND_INT,
     KIND_STRING,
     Observations,
     Origin,
@@ -183,6 +184,122 @@ def _sorted_layout(
     )
 
 
+def row_in_entry(records: Records) -> npt.NDArray[np.int64]:
+    """Each leaf's row: its position in its array attribute (0 for scalars)."""
+    leaves = records.leaves
+    entry = leaves.entry.astype(np.int64)
+    if len(entry) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(entry, return_index=True, return_inverse=True)
+    return np.asarray(np.where(leaves.from_array, np.arange(len(entry)) - first[inverse], 0))
+
+
+def _segment_layout(
+    records: Records,
+    record_group: npt.NDArray[np.int64],
+    group: int,
+    model: ModelKey,
+    feature: str,
+    key_series: list[SeriesKey | None],
+    store: FeatureStore,
+) -> tuple[_Layout, list[ModelKey]] | None:
+    """One model group's leaves, row by row, grouped by (attribute, value of `feature`).
+
+    Rows are batch rows: a scalar attribute on a batch record applies to each of its rows,
+    each row belongs to the segment its `feature` value names there.
+    """
+    leaves = records.leaves
+    segment_key = semconv.FEATURE_PREFIX + feature
+    if segment_key not in records.keys:
+        return None
+    in_group = record_group == group
+    is_series = np.array([s is not None for s in key_series], dtype=bool)
+    selected = np.flatnonzero(is_series[leaves.key] & in_group[leaves.record])
+    position = row_in_entry(records)
+    rows = np.ones(records.count, dtype=np.int64)
+    arrays = selected[leaves.from_array[selected]]
+    np.maximum.at(rows, leaves.record[arrays], position[arrays] + 1)
+    row_start = np.cumsum(rows) - rows
+    # The segment label of every row of the group's records (-1: none given).
+    segment_code = records.keys.index(segment_key)
+    carriers = np.flatnonzero(
+        (leaves.key == segment_code)
+        & in_group[leaves.record]
+        & (leaves.kind >= KIND_INT)
+        & (leaves.kind <= KIND_STRING)
+    )
+    labels: list[str] = []
+    label_index: dict[str, int] = {}
+    code_of_leaf = np.full(len(carriers), -1, dtype=np.int64)
+    for n, index in enumerate(carriers.tolist()):
+        kind = int(leaves.kind[index])
+        if kind == KIND_STRING:
+            value = records.strings[int(leaves.text[index])]
+        elif kind == KIND_INT:
+            value = str(int(leaves.integer[index]))
+        elif kind == KIND_BOOL:
+            value = "true" if leaves.integer[index] else "false"
+        else:
+            continue
+        label = store.segment_value(model, feature, value)
+        code_of_leaf[n] = label_index.setdefault(label, len(labels))
+        if code_of_leaf[n] == len(labels):
+            labels.append(label)
+    if not labels:
+        return None
+    per_record = np.full(records.count, -1, dtype=np.int64)
+    scalar = ~leaves.from_array[carriers]
+    per_record[leaves.record[carriers[scalar]]] = code_of_leaf[scalar]
+    segment_of_row = np.repeat(per_record, rows)
+    array_carriers = carriers[~scalar]
+    segment_of_row[row_start[leaves.record[array_carriers]] + position[array_carriers]] = (
+        code_of_leaf[~scalar]
+    )
+    # Expand the attribute leaves to rows, then keep those with a segment.
+    repeat = np.where(leaves.from_array[selected], 1, rows[leaves.record[selected]])
+    expanded = np.repeat(selected, repeat)
+    within = np.arange(len(expanded)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    record_of = leaves.record[expanded]
+    row = row_start[record_of] + np.where(leaves.from_array[expanded], position[expanded], within)
+    segment = segment_of_row[row]
+    keep = segment >= 0
+    expanded, segment = expanded[keep], segment[keep]
+    group_rows = np.bincount(
+        segment_of_row[(segment_of_row >= 0) & np.repeat(in_group, rows)], minlength=len(labels)
+    ).astype(np.int64)
+    combined = leaves.key[expanded].astype(np.int64) * len(labels) + segment
+    order = np.argsort(combined, kind="stable")
+    expanded, combined = expanded[order], combined[order]
+    bounds = np.flatnonzero(np.diff(combined)) + 1
+    starts = [0, *bounds.tolist()] if len(combined) else []
+    ends = [*bounds.tolist(), len(combined)] if len(combined) else []
+    kind, number = leaves.kind[expanded], leaves.number[expanded]
+    uniform: list[int] = []
+    finite: list[bool] = []
+    if starts:
+        uniform, finite = _summaries(
+            np.minimum.reduceat(kind, starts),
+            np.maximum.reduceat(kind, starts),
+            np.logical_and.reduceat(np.isfinite(number), starts),
+        )
+    layout = _Layout(
+        kind=kind,
+        number=number,
+        integer=leaves.integer[expanded],
+        text=leaves.text[expanded],
+        record=leaves.record[expanded],
+        groups=[
+            (*divmod(int(combined[start]), len(labels)), slice(start, end))
+            for start, end in zip(starts, ends, strict=True)
+        ],
+        group_rows=group_rows,
+        uniform_kind=uniform,
+        all_finite=finite,
+    )
+    segmented = [ModelKey(model.model, model.version, (feature, label)) for label in labels]
+    return layout, segmented
+
+
 class FeaturesConnector:
     """Consumes decoded records and updates the feature store."""
 
@@ -208,6 +325,26 @@ class FeaturesConnector:
             records, record_group, leaf_group, key_series, len(groups)
         )
         origin = Origin(records.trace_id, records.span_id, records.time_s)
+        used = self._observe_layout(layout, groups, key_series, records, origin)
+        for group, model in enumerate(groups):
+            profile = self.store.model_profile(model)
+            for feature in profile.segments if profile is not None else ():
+                segmented = _segment_layout(
+                    records, record_group, group, model, feature, key_series, self.store
+                )
+                if segmented is not None:
+                    self._observe_layout(*segmented, key_series, records, origin)
+        return used
+
+    def _observe_layout(
+        self,
+        layout: _Layout,
+        models: list[ModelKey],
+        key_series: list[SeriesKey | None],
+        records: Records,
+        origin: Origin,
+    ) -> int:
+        """Observe every (attribute, model) group of a layout; absent series count as missing."""
         seen: set[tuple[int, SeriesKey]] = set()
         used = 0
         for position, (key_code, group, where) in enumerate(layout.groups):
@@ -228,8 +365,8 @@ class FeaturesConnector:
                 all_finite=layout.all_finite[position],
             )
             seen.add((group, series))
-            used += self._observe(groups[group], series, obs)
-        for group, model in enumerate(groups):
+            used += self._observe(models[group], series, obs)
+        for group, model in enumerate(models):
             for series, distribution in list(self.store.model(model).items()):
                 if (group, series) not in seen:
                     rows = int(layout.group_rows[group])

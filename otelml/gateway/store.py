@@ -29,6 +29,13 @@ SampleKind = Literal["numeric", "categorical"]
 class ModelKey(NamedTuple):
     model: str
     version: str
+    #: (segment feature, its value) for the per-slice series of a segmented model.
+    segment: tuple[str, str] | None = None
+
+    @property
+    def whole(self) -> ModelKey:
+        """The model itself, without the segment."""
+        return ModelKey(self.model, self.version)
 
 
 class SeriesKey(NamedTuple):
@@ -43,6 +50,8 @@ class ModelProfile:
     name: str
     version: str | None
     profile: Profile | None
+    #: Categorical features whose values slice every series of the model.
+    segments: tuple[str, ...] = ()
 
     def matches(self, key: ModelKey) -> bool:
         return self.name == key.model and (self.version is None or self.version == key.version)
@@ -61,6 +70,7 @@ class FeatureStore:
         self._by_model: dict[ModelKey, dict[SeriesKey, Distribution]] = {}
         self._refused: set[tuple[ModelKey, SeriesKey]] = set()
         self._default_edges = default_edges()
+        self._segments: dict[tuple[ModelKey, str], set[str]] = {}
         #: Incremented whenever a distribution is created: lets readers skip rescans.
         self.generation = 0
 
@@ -122,10 +132,29 @@ class FeatureStore:
         return distribution
 
     def _profile_of(self, key: ModelKey) -> Profile | None:
+        model = self.model_profile(key)
+        return model.profile if model is not None else None
+
+    def model_profile(self, key: ModelKey) -> ModelProfile | None:
         for model in self.models:
             if model.matches(key):
-                return model.profile
+                return model
         return None
+
+    def segment_value(self, key: ModelKey, feature: str, value: str) -> str:
+        """The segment label of a value: a reference top-K category, a learned one up to
+        `max_categories`, or `__other__` — segments can never explode the series count."""
+        profile = self._profile_of(key)
+        reference = profile.features.get(feature) if profile is not None else None
+        if isinstance(reference, CategoricalProfile):
+            return value if value in reference.categories else semconv.OTHER_CATEGORY
+        learned = self._segments.setdefault((key.whole, feature), set())
+        if value in learned:
+            return value
+        if len(learned) < self.max_categories:
+            learned.add(value)
+            return value
+        return semconv.OTHER_CATEGORY
 
     def _reference_of(self, key: ModelKey, series: SeriesKey) -> FeatureProfile | None:
         profile = self._profile_of(key)

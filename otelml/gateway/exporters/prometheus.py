@@ -11,7 +11,7 @@ than building prometheus_client sample objects for the same series. Rules it kee
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import numpy as np
@@ -123,34 +123,62 @@ def _edge_strings(distribution: NumericDistribution) -> list[str]:
 
 def _series_labels(model: ModelKey, series: SeriesKey) -> str:
     name_label = semconv.LABEL_FEATURE if series.role == "feature" else semconv.LABEL_OUTPUT
-    return _labels(
-        (
-            (semconv.LABEL_MODEL, model.model),
-            (semconv.LABEL_MODEL_VERSION, model.version),
-            (name_label, series.name),
-        )
-    )
+    pairs = [
+        (semconv.LABEL_MODEL, model.model),
+        (semconv.LABEL_MODEL_VERSION, model.version),
+        (name_label, series.name),
+    ]
+    if model.segment is not None:
+        pairs += [
+            (semconv.LABEL_SEGMENT, model.segment[0]),
+            (semconv.LABEL_SEGMENT_VALUE, model.segment[1]),
+        ]
+    return _labels(pairs)
+
+
+def segment_name(metric: str) -> str:
+    """The family of a metric's per-slice series: otelml_x → otelml_segment_x.
+
+    Slices get their own families so that `sum` over a family never adds a slice to the
+    whole it is part of.
+    """
+    return semconv.SEGMENT_PREFIX + metric.removeprefix("otelml_")
 
 
 def render(state: GatewayState, openmetrics: bool) -> str:
     """The whole exposition as one string."""
     writer = _Writer(openmetrics)
     entries = list(state.store.items())
+    _render_distributions(writer, [e for e in entries if e[0].segment is None], str)
+    _render_distributions(writer, [e for e in entries if e[0].segment is not None], segment_name)
+    _render_reference(writer, state)
+    _render_drift(writer, state)
+    _render_performance(writer, state)
+    _render_spanmetrics(writer, state)
+    _render_self(writer, state)
+    return writer.text()
+
+
+def _render_distributions(
+    writer: _Writer,
+    entries: list[tuple[ModelKey, SeriesKey, NumericDistribution | CategoricalDistribution]],
+    rename: Callable[[str], str],
+) -> None:
     for role, value_metric, class_metric, missing_metric, invalid_metric, noun in (
         (
             "feature",
-            semconv.FEATURE_VALUE,
-            semconv.FEATURE_CATEGORY,
-            semconv.FEATURE_MISSING,
-            semconv.FEATURE_INVALID,
+            rename(semconv.FEATURE_VALUE),
+            rename(semconv.FEATURE_CATEGORY),
+            rename(semconv.FEATURE_MISSING),
+            rename(semconv.FEATURE_INVALID),
             "feature",
         ),
         (
             "prediction",
-            semconv.PREDICTION_VALUE,
-            semconv.PREDICTION_CLASS,
-            semconv.PREDICTION_MISSING,
-            semconv.PREDICTION_INVALID,
+            rename(semconv.PREDICTION_VALUE),
+            rename(semconv.PREDICTION_CLASS),
+            rename(semconv.PREDICTION_MISSING),
+            rename(semconv.PREDICTION_INVALID),
             "prediction output",
         ),
     ):
@@ -199,13 +227,6 @@ def render(state: GatewayState, openmetrics: bool) -> str:
                     semconv.INVALID_REASONS, dist.invalid.tolist(), strict=True
                 ):
                     writer.sample(name, f'{labels},{semconv.LABEL_REASON}="{reason}"', count)
-
-    _render_reference(writer, state)
-    _render_drift(writer, state)
-    _render_performance(writer, state)
-    _render_spanmetrics(writer, state)
-    _render_self(writer, state)
-    return writer.text()
 
 
 def _render_reference(writer: _Writer, state: GatewayState) -> None:
@@ -353,23 +374,33 @@ def _render_drift_windows(
 
 def _render_drift(writer: _Writer, state: GatewayState) -> None:
     verdicts = list(series_verdicts(state.drift))
-    _render_drift_windows(writer, state, verdicts)
+    whole = [v for v in verdicts if v[0].segment is None]
+    _render_drift_windows(writer, state, whole)
+    _render_verdicts(writer, whole, str)
+    _render_verdicts(writer, [v for v in verdicts if v[0].segment is not None], segment_name)
+
+
+def _render_verdicts(
+    writer: _Writer,
+    verdicts: list[tuple[ModelKey, SeriesKey, Verdict]],
+    rename: Callable[[str], str],
+) -> None:
     for role, score, detected, events, observations, insufficient in (
         (
             "feature",
-            semconv.DRIFT_SCORE,
-            semconv.DRIFT_DETECTED,
-            semconv.DRIFT_EVENTS,
-            semconv.DRIFT_WINDOW_OBSERVATIONS,
-            semconv.DRIFT_INSUFFICIENT_DATA,
+            rename(semconv.DRIFT_SCORE),
+            rename(semconv.DRIFT_DETECTED),
+            rename(semconv.DRIFT_EVENTS),
+            rename(semconv.DRIFT_WINDOW_OBSERVATIONS),
+            rename(semconv.DRIFT_INSUFFICIENT_DATA),
         ),
         (
             "prediction",
-            semconv.PREDICTION_DRIFT_SCORE,
-            semconv.PREDICTION_DRIFT_DETECTED,
-            semconv.PREDICTION_DRIFT_EVENTS,
-            semconv.PREDICTION_DRIFT_WINDOW_OBSERVATIONS,
-            semconv.PREDICTION_DRIFT_INSUFFICIENT_DATA,
+            rename(semconv.PREDICTION_DRIFT_SCORE),
+            rename(semconv.PREDICTION_DRIFT_DETECTED),
+            rename(semconv.PREDICTION_DRIFT_EVENTS),
+            rename(semconv.PREDICTION_DRIFT_WINDOW_OBSERVATIONS),
+            rename(semconv.PREDICTION_DRIFT_INSUFFICIENT_DATA),
         ),
     ):
         mine = [(_series_labels(m, s), v) for m, s, v in verdicts if s.role == role]

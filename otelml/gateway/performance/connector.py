@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from otelml import semconv
 from otelml.gateway.decode import Records
-from otelml.gateway.features import model_groups, series_of_key
+from otelml.gateway.features import model_groups, row_in_entry, series_of_key
 from otelml.gateway.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
 from otelml.gateway.store import ModelKey
@@ -55,7 +55,7 @@ class GroundTruthConnector:
         enabled = [self.tracker.enabled(g) for g in groups]
         if not truths and not any(enabled):
             return
-        rows = _row_in_entry(records)
+        rows = row_in_entry(records)
         ids = _ids(records, rows)
         now = time.time()
         for index in range(len(leaves)):
@@ -73,14 +73,6 @@ class GroundTruthConnector:
             elif key in truths:
                 model: ModelKey | None = groups[group] if group >= 0 else None
                 self.tracker.add_truth(prediction_id, truths[key], value, now, model)
-
-
-def _row_in_entry(records: Records) -> npt.NDArray[np.int64]:
-    """Each leaf's row: its position in its array attribute (0 for scalars)."""
-    leaves = records.leaves
-    entry = leaves.entry.astype(np.int64)
-    _, first, inverse = np.unique(entry, return_index=True, return_inverse=True)
-    return np.where(leaves.from_array, np.arange(len(entry)) - first[inverse], 0)
 
 
 def _ids(records: Records, rows: npt.NDArray[np.int64]):  # type: ignore[no-untyped-def]
