@@ -57,7 +57,7 @@ class Pipeline:
             FeaturesConnector(state.store),
             state.spanmetrics,
             state.stats,
-            GroundTruthConnector(tracker) if tracker is not None else None,
+            GroundTruthConnector(tracker, state.store) if tracker is not None else None,
         )
 
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:

@@ -296,10 +296,14 @@ def _render_performance(writer: _Writer, state: GatewayState) -> None:
     def labels(model: ModelKey, output: str) -> str:
         return _series_labels(model, SeriesKey("prediction", output))
 
-    if results:
-        name = semconv.PERFORMANCE
+    for rename in (str, segment_name):
+        sliced = rename is segment_name
+        mine = {k: v for k, v in results.items() if (k[0].segment is not None) == sliced}
+        if not mine:
+            continue
+        name = rename(semconv.PERFORMANCE)
         writer.family(name, "gauge", "Model performance over the window of joined ground truth.")
-        for (model, output), (_, metrics) in sorted(results.items()):
+        for (model, output), (_, metrics) in sorted(mine.items()):
             for (metric, label), value in sorted(metrics.items()):
                 cls = f',{semconv.LABEL_CLASS}="{escape(label)}"' if label else ""
                 writer.sample(
@@ -307,9 +311,9 @@ def _render_performance(writer: _Writer, state: GatewayState) -> None:
                     f'{labels(model, output)},{semconv.LABEL_METRIC}="{metric}"{cls}',
                     go_float(value),
                 )
-        name = semconv.PERFORMANCE_WINDOW_PAIRS
+        name = rename(semconv.PERFORMANCE_WINDOW_PAIRS)
         writer.family(name, "gauge", "Predictions joined with ground truth in the window.")
-        for (model, output), (pairs, _) in sorted(results.items()):
+        for (model, output), (pairs, _) in sorted(mine.items()):
             writer.sample(name, labels(model, output), pairs)
     name = f"{semconv.GROUND_TRUTH_MATCHED}_total"
     writer.family(name, "counter", "Ground truth joined with its prediction.")

@@ -18,7 +18,7 @@ from otelml.gateway.decode import Records
 from otelml.gateway.features import model_groups, row_in_entry, series_of_key
 from otelml.gateway.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
-from otelml.gateway.store import ModelKey
+from otelml.gateway.store import FeatureStore, ModelKey
 
 
 def truth_output(key: str) -> str | None:
@@ -30,8 +30,9 @@ def truth_output(key: str) -> str | None:
 
 
 class GroundTruthConnector:
-    def __init__(self, tracker: GroundTruthTracker) -> None:
+    def __init__(self, tracker: GroundTruthTracker, store: FeatureStore | None = None) -> None:
         self.tracker = tracker
+        self.store = store  # for the segments of segmented models
 
     def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> None:
         leaves = records.leaves
@@ -57,6 +58,7 @@ class GroundTruthConnector:
             return
         rows = row_in_entry(records)
         ids = _ids(records, rows)
+        segments_of = self._segments(records, rows, record_group, groups)
         now = time.time()
         for index in range(len(leaves)):
             key = int(leaves.key[index])
@@ -68,11 +70,60 @@ class GroundTruthConnector:
             prediction_id = ids(record, int(rows[index]))
             if key in predictions and group >= 0 and enabled[group]:
                 self.tracker.add_prediction(
-                    prediction_id, predictions[key], groups[group], value, now
+                    prediction_id,
+                    predictions[key],
+                    groups[group],
+                    value,
+                    now,
+                    segments_of(group, record, int(rows[index])),
                 )
             elif key in truths:
                 model: ModelKey | None = groups[group] if group >= 0 else None
                 self.tracker.add_truth(prediction_id, truths[key], value, now, model)
+
+    def _segments(  # type: ignore[no-untyped-def]
+        self,
+        records: Records,
+        rows: npt.NDArray[np.int64],
+        record_group: npt.NDArray[np.int64],
+        groups: list[ModelKey],
+    ):
+        """A function (group, record, row) → the (feature, value) slices of that row."""
+        store = self.store
+        configured = {
+            g: profile.segments
+            for g, model in enumerate(groups)
+            if store is not None and (profile := store.model_profile(model)) and profile.segments
+        }
+        by_row: dict[tuple[int, int], list[tuple[str, str]]] = {}
+        by_record: dict[int, list[tuple[str, str]]] = {}
+        if configured and store is not None:
+            leaves = records.leaves
+            wanted = {
+                records.keys.index(semconv.FEATURE_PREFIX + f): f
+                for features in configured.values()
+                for f in features
+                if semconv.FEATURE_PREFIX + f in records.keys
+            }
+            for index in np.flatnonzero(np.isin(leaves.key, list(wanted))).tolist():
+                record = int(leaves.record[index])
+                group = int(record_group[record])
+                value = _value(records, index)
+                if group < 0 or group not in configured or not isinstance(value, str):
+                    continue
+                feature = wanted[int(leaves.key[index])]
+                label = store.segment_value(groups[group], feature, value)
+                if leaves.from_array[index]:
+                    by_row.setdefault((record, int(rows[index])), []).append((feature, label))
+                else:
+                    by_record.setdefault(record, []).append((feature, label))
+
+        def segments(group: int, record: int, row: int) -> tuple[tuple[str, str], ...]:
+            if group not in configured:
+                return ()
+            return tuple(by_row.get((record, row), by_record.get(record, [])))
+
+        return segments
 
 
 def _ids(records: Records, rows: npt.NDArray[np.int64]):  # type: ignore[no-untyped-def]

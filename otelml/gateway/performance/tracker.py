@@ -27,6 +27,8 @@ class Prediction(NamedTuple):
     model: ModelKey
     value: Value
     time_s: float
+    #: (segment feature, value) of the prediction's row: its pairs also count per slice.
+    segments: tuple[tuple[str, str], ...] = ()
 
 
 class Truth(NamedTuple):
@@ -75,7 +77,13 @@ class GroundTruthTracker:
         return self.limits(model) is not None
 
     def add_prediction(
-        self, prediction_id: str, output: str, model: ModelKey, value: Value, now: float
+        self,
+        prediction_id: str,
+        output: str,
+        model: ModelKey,
+        value: Value,
+        now: float,
+        segments: tuple[tuple[str, str], ...] = (),
     ) -> None:
         limits = self.limits(model)
         if limits is None:
@@ -83,9 +91,9 @@ class GroundTruthTracker:
         key = (prediction_id, output)
         waiting = self.pending.pop(key, None)
         if waiting is not None:  # the truth came first
-            self._join(key, model, output, value, waiting.value, now)
+            self._join(key, model, output, value, waiting.value, now, segments)
             return
-        self.predictions[key] = Prediction(model, value, now)
+        self.predictions[key] = Prediction(model, value, now, segments)
         self.predictions.move_to_end(key)
         while len(self.predictions) > limits.max_predictions:
             _, old = self.predictions.popitem(last=False)
@@ -106,7 +114,9 @@ class GroundTruthTracker:
             return
         prediction = self.predictions.pop(key, None)
         if prediction is not None:
-            self._join(key, prediction.model, output, prediction.value, value, now)
+            self._join(
+                key, prediction.model, output, prediction.value, value, now, prediction.segments
+            )
             return
         if key in self.pending:
             labels = model or ModelKey("", "")
@@ -129,8 +139,13 @@ class GroundTruthTracker:
         predicted: Value,
         truth: Value,
         now: float,
+        segments: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        self.pairs.setdefault((model, output), deque()).append(Pair(now, truth, predicted))
+        pair = Pair(now, truth, predicted)
+        self.pairs.setdefault((model, output), deque()).append(pair)
+        for segment in segments:
+            sliced = ModelKey(model.model, model.version, segment)
+            self.pairs.setdefault((sliced, output), deque()).append(pair)
         self.matched[(model, output)] += 1
         self.joined[key] = (now, model)
         limits = self.limits(model)
@@ -157,7 +172,7 @@ class GroundTruthTracker:
         while self.joined and now - next(iter(self.joined.values()))[0] > ttl:
             self.joined.popitem(last=False)
         for (model, _), pairs in self.pairs.items():
-            limits = self.limits(model)
+            limits = self.limits(model.whole)
             window = limits.window_s if limits else 0.0
             while pairs and now - pairs[0].time_s > window:
                 pairs.popleft()

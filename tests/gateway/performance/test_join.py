@@ -179,3 +179,66 @@ def test_post_ground_truth_json_and_exposition() -> None:
 
 def test_state_render_without_ground_truth_has_no_performance_families() -> None:
     assert "otelml_performance" not in render(GatewayState.create(), openmetrics=True)
+
+
+def test_performance_per_segment() -> None:
+    config = parse(
+        {
+            "models": [
+                {
+                    "name": "clf",
+                    "version": "2",
+                    "segments": ["country"],
+                    "ground_truth": {"ttl": "1h"},
+                }
+            ]
+        }
+    )
+    from otelml.gateway.app import load_models
+
+    state = GatewayState.create(models=load_models(config))
+    state.ground_truth = GroundTruthTracker(config.models)
+    pipeline = Pipeline.for_state(state)
+    spans = [
+        {
+            M: "clf",
+            V: "2",
+            ID: "a",
+            semconv.PREDICTION: "yes",
+            semconv.FEATURE_PREFIX + "country": "DE",
+        },
+        {
+            M: "clf",
+            V: "2",
+            ID: "b",
+            semconv.PREDICTION: "no",
+            semconv.FEATURE_PREFIX + "country": "DE",
+        },
+        {
+            M: "clf",
+            V: "2",
+            ID: "c",
+            semconv.PREDICTION: "yes",
+            semconv.FEATURE_PREFIX + "country": "FR",
+        },
+    ]
+    pipeline.consume_traces(traces(spans), "test")
+    pipeline.consume_traces(
+        traces(
+            [
+                {ID: i, semconv.GROUND_TRUTH: v}
+                for i, v in (("a", "yes"), ("b", "yes"), ("c", "yes"))
+            ],
+            first_trace=10,
+        ),
+        "test",
+    )
+    results = _metrics(state)
+    whole = results[(ModelKey("clf", "2"), "prediction")]
+    de = results[(ModelKey("clf", "2", ("country", "DE")), "prediction")]
+    fr = results[(ModelKey("clf", "2", ("country", "FR")), "prediction")]
+    assert (whole[0], de[0], fr[0]) == (3, 2, 1)
+    assert whole[1][("accuracy", "")] == pytest.approx(2 / 3)
+    assert de[1][("accuracy", "")] == 0.5 and fr[1][("accuracy", "")] == 1.0
+    text = render(state, openmetrics=True)
+    assert 'otelml_segment_performance{model="clf",model_version="2",output="prediction",' in text
