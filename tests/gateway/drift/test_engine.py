@@ -197,3 +197,28 @@ def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, mon
 def reference_count(tmp_path, feature: str, category: str) -> int:
     loaded = profile.load(tmp_path / "reference.json").features[feature]
     return int(loaded.counts[list(loaded.categories).index(category)])
+
+
+def test_windows_of_merged_workers_score_like_one_process(tmp_path) -> None:
+    """The window is linear in the counts: halves merged then windowed = the whole windowed."""
+    whole, whole_pipeline, whole_engine = _setup(5000, tmp_path)
+    halves = [_setup(5000, tmp_path) for _ in range(2)]
+    merged_engine = DriftEngine(whole_engine.configs, whole_engine.profiles)
+    for step in range(4):
+        for part in range(2):
+            # The same rows go to the whole and to one of the halves.
+            seed = 100 * step + part
+            request = step * 2 + part
+            _send_step(whole_pipeline, np.random.default_rng(seed), request, step >= 2)
+            _send_step(halves[part][1], np.random.default_rng(seed), request, step >= 2)
+        merged = GatewayState.create(models=whole.store.models)
+        for state, _, _ in halves:
+            merged.merge(state)
+        whole_engine.evaluate(whole.store, now=float(step))
+        merged_engine.evaluate(merged.store, now=float(step))
+        assert merged_engine.verdicts.keys() == whole_engine.verdicts.keys()
+        for key, verdict in whole_engine.verdicts.items():
+            other = merged_engine.verdicts[key]
+            assert other.observations == verdict.observations
+            assert other.detected == verdict.detected
+            assert other.scores == pytest.approx(verdict.scores, rel=1e-12)
