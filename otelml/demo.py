@@ -10,6 +10,7 @@ drift. The summary is read back from the gateway's own /metrics, exemplars inclu
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import tempfile
 import threading
@@ -58,16 +59,51 @@ def predict(inputs: pd.DataFrame) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
 
-def _start_gateway(reference: Path) -> tuple[Gateway, BoundPorts, asyncio.AbstractEventLoop]:
-    config = parse({"models": [{"name": MODEL, "version": VERSION, "reference": str(reference)}]})
+def _start_gateway(
+    reference: Path, duration: float
+) -> tuple[Gateway, BoundPorts, asyncio.AbstractEventLoop]:
+    window = max(2.0, duration / 4)  # the drifted half holds two full windows
+    config = parse(
+        {
+            "models": [
+                {
+                    "name": MODEL,
+                    "version": VERSION,
+                    "reference": str(reference),
+                    "window": window,
+                    "step": 1,
+                    "drift": {"min_samples": 200},
+                    "ground_truth": {"ttl": "1h"},
+                }
+            ]
+        }
+    )
     gateway = Gateway(config)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="otelml-gateway", daemon=True).start()
     ports = asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(timeout=30)
+
+    async def start_drift() -> None:
+        gateway.start_drift()
+
+    asyncio.run_coroutine_threadsafe(start_drift(), loop).result(timeout=30)
     return gateway, ports, loop
 
 
-def _send_traffic(endpoint: str, duration: float, rng: np.random.Generator) -> dict[str, int]:
+def _post_ground_truth(http_port: int, truths: list[dict[str, object]]) -> None:
+    """Labels arrive later, in bulk, from another system: POST /v1/ground_truth."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http_port}/v1/ground_truth",
+        data=json.dumps(truths).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def _send_traffic(
+    endpoint: str, http_port: int, duration: float, rng: np.random.Generator
+) -> dict[str, int]:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -78,7 +114,8 @@ def _send_traffic(endpoint: str, duration: float, rng: np.random.Generator) -> d
         BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True))
     )
     tracer = provider.get_tracer("otelml.demo")
-    sent = {"spans": 0, "rows": 0, "drifted_rows": 0}
+    sent = {"spans": 0, "rows": 0, "drifted_rows": 0, "labels": 0}
+    truths: list[dict[str, object]] = []
     start = time.monotonic()
     next_report = start + 5
     while (elapsed := time.monotonic() - start) < duration:
@@ -94,8 +131,18 @@ def _send_traffic(endpoint: str, duration: float, rng: np.random.Generator) -> d
         for column in inputs.columns:
             values = inputs[column].tolist()
             attributes[semconv.FEATURE_PREFIX + column] = values if batch > 1 else values[0]
+        if batch == 1:
+            prediction_id = f"req-{sent['spans']}"
+            attributes[semconv.PREDICTION_ID] = prediction_id
+            # What really happened, known weeks later in real life: churn with the model's odds.
+            truths.append({"prediction_id": prediction_id, "value": int(rng.uniform() < scores[0])})
         with tracer.start_as_current_span("predict", attributes=attributes):
             time.sleep(0.001)
+        if len(truths) >= 200:
+            provider.force_flush(5_000)
+            _post_ground_truth(http_port, truths)
+            sent["labels"] += len(truths)
+            truths = []
         sent["spans"] += 1
         sent["rows"] += batch
         sent["drifted_rows"] += batch if drifted else 0
@@ -108,6 +155,9 @@ def _send_traffic(endpoint: str, duration: float, rng: np.random.Generator) -> d
         time.sleep(0.002)
     provider.force_flush(10_000)
     provider.shutdown()
+    if truths:
+        _post_ground_truth(http_port, truths)
+        sent["labels"] += len(truths)
     return sent
 
 
@@ -135,9 +185,11 @@ def _moved_most(live: np.ndarray, reference: np.ndarray) -> tuple[int, float, fl
 
 
 def _summary(reference: profile.Profile, samples: dict[Any, Any]) -> None:
-    """Per feature: the bucket whose share moved most, and a trace that landed in it."""
+    """Per feature: the drift test's verdict, the bucket whose share moved most, and a trace
+    that landed in it; then the performance from the ground truth joined so far."""
     print(
-        f"\n{'feature':16s} {'bucket that moved most':>26s} {'reference':>9s} {'live':>6s}  trace"
+        f"\n{'feature':16s} {'drift test':>18s} {'verdict':>8s} {'bucket that moved most':>24s}"
+        f" {'reference':>9s} {'live':>6s}  trace"
     )
     for name, feature in reference.features.items():
         if isinstance(feature, profile.NumericProfile):
@@ -162,9 +214,41 @@ def _summary(reference: profile.Profile, samples: dict[Any, Any]) -> None:
             moved, ref_share, live_share = _moved_most(live, np.asarray(feature.counts, float))
             bucket = labels_of[moved]
             exemplar = found[bucket].exemplar
+        test, verdict = _verdict(samples, name)
         trace = exemplar.labels["trace_id"] if exemplar else "-"
-        print(f"{name:16s} {bucket:>26s} {ref_share:9.3f} {live_share:6.3f}  {trace}")
+        print(
+            f"{name:16s} {test:>18s} {verdict:>8s} {bucket:>24s} {ref_share:9.3f}"
+            f" {live_share:6.3f}  {trace}"
+        )
     print("\nEach trace id opens, in Tempo/Grafana, a request whose value fell in that bucket.")
+    performance = {
+        dict(labels)["metric"]: sample.value
+        for (metric, labels), sample in samples.items()
+        if metric == "otelml_performance" and "class" not in dict(labels)
+    }
+    if performance:
+        print(
+            "performance over the joined ground truth: "
+            + ", ".join(f"{k}={v:.3f}" for k, v in sorted(performance.items()))
+        )
+
+
+def _verdict(samples: dict[Any, Any], feature: str) -> tuple[str, str]:
+    """The drift test's score of the last window and its verdict, as /metrics shows them."""
+    scores = {
+        dict(labels)["method"]: sample.value
+        for (metric, labels), sample in samples.items()
+        if metric == "otelml_drift_score" and ("feature", feature) in labels
+    }
+    detected = [
+        sample.value
+        for (metric, labels), sample in samples.items()
+        if metric == "otelml_drift_detected" and ("feature", feature) in labels
+    ]
+    if not detected:
+        return "-", "n/a"
+    method = next((m for m in scores if m != "psi"), "psi")
+    return f"{method}={scores[method]:.3f}", "DRIFT" if detected[0] else "ok"
 
 
 def run(duration: float = 20.0, workdir: str | None = None) -> int:
@@ -178,7 +262,7 @@ def run(duration: float = 20.0, workdir: str | None = None) -> int:
     profile.save(reference, reference_path)
     print(f"reference profile: {reference_path} ({reference.rows} training rows)")
     try:
-        gateway, ports, loop = _start_gateway(reference_path)
+        gateway, ports, loop = _start_gateway(reference_path, duration)
     except OSError as exc:
         print(f"otelml demo: {exc} (is another gateway running?)")
         return 1
@@ -188,7 +272,9 @@ def run(duration: float = 20.0, workdir: str | None = None) -> int:
     )
     print(f"sending model traffic for {duration:g}s (inputs drift halfway)…")
     try:
-        sent = _send_traffic(f"127.0.0.1:{ports.grpc}", duration, rng)
+        assert ports.http is not None
+        sent = _send_traffic(f"127.0.0.1:{ports.grpc}", ports.http, duration, rng)
+        time.sleep(1.5)  # one more drift step over the last requests
         assert ports.admin is not None
         samples = _scrape(ports.admin)
     finally:

@@ -12,12 +12,14 @@ from otelml import demo, profile
 def test_demo_runs_and_conserves_every_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert demo.run(duration=3.0, workdir=str(tmp_path)) == 0
+    assert demo.run(duration=6.0, workdir=str(tmp_path)) == 0
     reference = profile.load(tmp_path / "reference.json")
     assert reference.model == "churn" and reference.rows == 20_000
     out = capsys.readouterr().out
     assert "gateway accepted" in out
-    # The age feature drifts upward in the second half: its top bucket gains share.
-    age_line = next(line for line in out.splitlines() if line.startswith("age "))
-    reference_share, live_share = (float(x) for x in age_line.split()[2:4])
+    # Age drifts upward in the second half: flagged, and its top bucket gains share.
+    age = next(line for line in out.splitlines() if line.startswith("age ")).split()
+    assert age[1].startswith("wasserstein=") and age[2] == "DRIFT"
+    reference_share, live_share = float(age[4]), float(age[5])
     assert live_share > reference_share
+    assert "performance over the joined ground truth: accuracy=" in out
