@@ -222,3 +222,46 @@ def test_windows_of_merged_workers_score_like_one_process(tmp_path) -> None:
             assert other.observations == verdict.observations
             assert other.detected == verdict.detected
             assert other.scores == pytest.approx(verdict.scores, rel=1e-12)
+
+
+def test_prediction_drift_is_exposed_like_feature_drift(tmp_path) -> None:
+    from otelml.gateway.exporters.prometheus import render
+
+    rng = np.random.default_rng(7)
+    training = pd.DataFrame({"x": rng.normal(0, 1, 3000), "score": rng.uniform(0, 1, 3000)})
+    path = tmp_path / "reference.json"
+    profile.save(profile.build(training, model="p", version="1", predictions=["score"]), path)
+    config = parse(
+        {
+            "models": [
+                {
+                    "name": "p",
+                    "version": "1",
+                    "reference": str(path),
+                    "window": 5,
+                    "step": 1,
+                    "drift": {"min_samples": 50},
+                }
+            ]
+        }
+    )
+    models = [ModelProfile("p", "1", profile.load(path))]
+    state = GatewayState.create(models=models)
+    state.drift = DriftEngine(config.models, models)
+    pipeline = Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats)
+    spans = [
+        {
+            semconv.MODEL_NAME: "p",
+            semconv.MODEL_VERSION: "1",
+            semconv.PREDICTION_PREFIX + "score": float(v),
+            F + "x": float(x),
+        }
+        for v, x in zip(rng.uniform(0.6, 1.0, 300), rng.normal(0, 1, 300), strict=True)
+    ]
+    pipeline.consume_traces(traces(spans), "test")
+    state.drift.evaluate(state.store, now=0.0)
+    verdict = state.drift.verdicts[(ModelKey("p", "1"), SeriesKey("prediction", "score"))]
+    assert verdict.method == "wasserstein" and verdict.detected is True
+    text = render(state, openmetrics=True)
+    assert 'otelml_prediction_drift_detected{model="p",model_version="1",output="score"} 1' in text
+    assert 'otelml_drift_detected{model="p",model_version="1",feature="x"} 0' in text
