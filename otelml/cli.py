@@ -18,7 +18,7 @@ def _gateway(args: argparse.Namespace) -> int:
 
     try:
         config = load(args.config)
-        Gateway(config)  # loads reference profiles: every config error before any port is bound
+        Gateway(config, forward=False)  # loads profiles: every config error before binding
     except ConfigError as exc:
         print(
             f"otelml gateway: invalid configuration ({args.config or 'defaults'}):", file=sys.stderr

@@ -143,13 +143,29 @@ class ModelConfig(_Strict):
     ground_truth: GroundTruthConfig | None = None
 
 
-class TracesExporter(_Strict):
-    endpoint: str
+class RetryConfig(_Strict):
+    initial_interval: Duration = 0.5
+    max_interval: Duration = 30.0
+    #: Unset = retry until delivered (the queue is durable); else drop, counted, after this long.
+    max_elapsed: Duration | None = None
+
+
+class OtlpExporter(_Strict):
+    """An OTLP destination: gRPC `host:port` (a scheme is ignored) or an HTTP base URL
+    (`/v1/traces` or `/v1/logs` is appended, e.g. Loki's `http://loki:3100/otlp`)."""
+
+    endpoint: str = Field(min_length=1)
+    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    headers: dict[str, str] = Field(default={}, repr=False)
+    timeout: Duration = 10.0
+    retry: RetryConfig = RetryConfig()
+
+
+class TracesExporter(OtlpExporter):
     protocol: Literal["grpc", "http/protobuf"] = "grpc"
 
 
-class LogsExporter(_Strict):
-    endpoint: str
+class LogsExporter(OtlpExporter):
     protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
 
 
@@ -165,7 +181,11 @@ class Exporters(_Strict):
 
 class Queue(_Strict):
     directory: Path = Path("./otelml-queue")
+    #: Undelivered bytes per destination; past it, requests are refused with a retry hint.
     max_bytes: Size = 1024**3
+    #: always: fsync each request (survives node crashes); interval: every second (survives
+    #: process crashes); never: leave it to the OS.
+    fsync: Literal["always", "interval", "never"] = "interval"
 
 
 class Limits(_Strict):

@@ -22,6 +22,7 @@ from otelml.config import Endpoint, GatewayConfig
 from otelml.errors import ConfigError
 from otelml.gateway import admin
 from otelml.gateway.drift.engine import DriftEngine
+from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.receivers import otlp_grpc, otlp_http
@@ -84,7 +85,10 @@ class _Server(uvicorn.Server):
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(
+        self, config: GatewayConfig, worker: int | None = None, forward: bool = True
+    ) -> None:
+        """`forward=False` for a process that receives nothing (the parent of workers)."""
         self.config = config
         models = load_models(config)
         self.state = GatewayState.create(
@@ -97,7 +101,10 @@ class Gateway:
         if any(m.ground_truth is not None for m in config.models):
             self.state.ground_truth = GroundTruthTracker(config.models)
         self._drift_task: asyncio.Task[None] | None = None
-        self.pipeline = Pipeline.for_state(self.state)
+        self.senders = build_senders(config, worker) if forward else []
+        for sender in self.senders:
+            self.state.exporters[sender.name] = sender.stats
+        self.pipeline = Pipeline.for_state(self.state, self.senders)
         self._grpc: grpc.aio.Server | None = None
         self._http: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -162,6 +169,8 @@ class Gateway:
             http=http_socket.getsockname()[1] if http_socket is not None and receivers else None,
             admin=admin_socket.getsockname()[1] if admin_socket is not None else None,
         )
+        for sender in self.senders:
+            sender.start()
         self._ready = True
         return self.ports
 
@@ -183,7 +192,13 @@ class Gateway:
         self._drift_task = asyncio.create_task(loop())
 
     async def _own_state(self) -> GatewayState:
+        self.refresh_exporters()
         return self.state
+
+    def refresh_exporters(self) -> None:
+        """Queue gauges are read from the queues when the state is read."""
+        for sender in self.senders:
+            sender.snapshot()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Readiness false first, then stop accepting, then let in-flight requests finish."""
@@ -201,6 +216,9 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        # Undelivered requests stay in the queues on disk: the next start sends them.
+        for sender in self.senders:
+            await sender.stop()
         self._http.clear()
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from otelml import semconv
 from otelml.errors import Permanent
 from otelml.gateway.decode import decode_logs, decode_traces
+from otelml.gateway.exporters.otlp import Sender
 from otelml.gateway.features import FeaturesConnector
 from otelml.gateway.performance.connector import GroundTruthConnector
 from otelml.gateway.selfmetrics import ReceiverStats
@@ -44,20 +45,34 @@ class Pipeline:
         spanmetrics: SpanMetrics,
         stats: ReceiverStats,
         ground_truth: GroundTruthConnector | None = None,
+        senders: list[Sender] | None = None,
     ) -> None:
         self.features = features
         self.spanmetrics = spanmetrics
         self.stats = stats
         self.ground_truth = ground_truth
+        self.senders = senders or []
+
+    def _forward(self, signal: str, payload: bytes, items: int) -> None:
+        """Persist the request in every destination's queue before it is acknowledged.
+
+        Runs before any counting: a request refused here (a full queue: `Refused`, which the
+        receivers answer with a retry hint) is retried by the client and must not be counted
+        twice.
+        """
+        for sender in self.senders:
+            if sender.signal == signal:
+                sender.enqueue(payload, items)
 
     @classmethod
-    def for_state(cls, state: GatewayState) -> Pipeline:
+    def for_state(cls, state: GatewayState, senders: list[Sender] | None = None) -> Pipeline:
         tracker = state.ground_truth
         return cls(
             FeaturesConnector(state.store),
             state.spanmetrics,
             state.stats,
             GroundTruthConnector(tracker, state.store) if tracker is not None else None,
+            senders,
         )
 
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
@@ -67,6 +82,7 @@ class Pipeline:
             records.trace_id.any(axis=1) & records.span_id.any(axis=1), dtype=bool
         )
         rejected = records.count - int(np.count_nonzero(valid))
+        self._forward("spans", payload, records.count - rejected)
         self.features.consume(records, None if rejected == 0 else valid)
         self.spanmetrics.consume(records, None if rejected == 0 else valid)
         if self.ground_truth is not None:
@@ -85,6 +101,7 @@ class Pipeline:
     def consume_logs(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
         records = decode_logs(payload)
+        self._forward("log_records", payload, records.count)
         self.features.consume(records)
         if self.ground_truth is not None:
             self.ground_truth.consume(records)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from otelml.gateway.budget import SeriesBudget
 from otelml.gateway.drift.engine import DriftEngine
+from otelml.gateway.exporters.otlp import ExporterStats
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
@@ -22,6 +23,8 @@ class GatewayState:
     drift: DriftEngine | None = None
     #: Predictions waiting for ground truth, and the matched pairs (models with ground_truth).
     ground_truth: GroundTruthTracker | None = None
+    #: Forwarding counters and queue gauges, by exporter name.
+    exporters: dict[str, ExporterStats] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -47,6 +50,8 @@ class GatewayState:
         self.spanmetrics.merge(other.spanmetrics)
         self.stats.merge(other.stats)
         self.budget.overflow.update(other.budget.overflow)
+        for name, stats in other.exporters.items():
+            self.exporters.setdefault(name, ExporterStats()).merge(stats)
         if other.ground_truth is not None:
             if self.ground_truth is None:
                 self.ground_truth = GroundTruthTracker(other.ground_truth.configs)

@@ -37,23 +37,24 @@ _STOP = "stop"
 
 
 def _worker_main(
-    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection
+    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection, index: int
 ) -> None:
     # Ctrl-C reaches the whole process group: the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(_worker(config, http_socket, conn))
+    asyncio.run(_worker(config, http_socket, conn, index))
 
 
 async def _worker(
-    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection
+    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection, index: int
 ) -> None:
-    gateway = Gateway(config)
+    gateway = Gateway(config, worker=index)
     ports = await gateway.start(serve_admin=False, http_socket=http_socket, reuse_port=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
     async def snapshot() -> bytes:
+        gateway.refresh_exporters()
         return pickle.dumps(gateway.state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def listen() -> None:
@@ -82,17 +83,18 @@ class WorkerPool:
         self._processes: list[Any] = []
         self._conns: list[Connection] = []
         self._lock = threading.Lock()
-        self._template = Gateway(config)  # loads the reference profiles once, for merged views
+        # Loads the reference profiles once, for merged views; forwards nothing itself.
+        self._template = Gateway(config, forward=False)
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
         otlp = self.config.receivers.otlp
         http_socket = bind(otlp.http) if otlp.http is not None else None
-        for _ in range(self.config.workers):
+        for index in range(self.config.workers):
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_worker_main,
-                args=(self.config, http_socket, child_end),
+                args=(self.config, http_socket, child_end, index),
                 name="otelml-worker",
                 daemon=True,
             )
@@ -132,7 +134,7 @@ class WorkerPool:
 async def serve_workers(config: GatewayConfig) -> None:
     pool = WorkerPool(config)
     pool.start()
-    parent = Gateway(config)
+    parent = Gateway(config, forward=False)
     loop = asyncio.get_running_loop()
 
     async def merged() -> GatewayState:

@@ -156,6 +156,7 @@ def render(state: GatewayState, openmetrics: bool) -> str:
     _render_performance(writer, state)
     _render_spanmetrics(writer, state)
     _render_self(writer, state)
+    _render_exporters(writer, state)
     return writer.text()
 
 
@@ -525,3 +526,40 @@ def _render_self(writer: _Writer, state: GatewayState) -> None:
         "Observations not given their own series because limits.max_series was reached.",
         ((f'metric="{escape(m)}"', v) for m, v in sorted(state.budget.overflow.items())),
     )
+
+
+def _render_exporters(writer: _Writer, state: GatewayState) -> None:
+    """Forwarding counters: accepted = sent + send_failed + queued (items), per signal."""
+    if not state.exporters:
+        return
+    exporters = sorted(state.exporters.items())
+    for signal in ("spans", "log_records"):
+        mine = [(n, s) for n, s in exporters if s.signal == signal]
+        if not mine:
+            continue
+        name = f"otelml_exporter_sent_{signal}_total"
+        writer.family(name, "counter", f"{signal.replace('_', ' ')} delivered, by exporter.")
+        for exporter, stats in mine:
+            writer.sample(name, f'exporter="{exporter}"', sum(stats.sent.values()))
+        name = f"otelml_exporter_send_failed_{signal}_total"
+        writer.family(name, "counter", "Dropped after a permanent error or max_elapsed, by reason.")
+        for exporter, stats in mine:
+            for (failed_signal, reason), count in sorted(stats.failed.items()):
+                if failed_signal == signal:
+                    writer.sample(name, f'exporter="{exporter}",reason="{escape(reason)}"', count)
+        name = f"otelml_exporter_enqueue_failed_{signal}_total"
+        writer.family(name, "counter", "Refused because the queue was full (the client retries).")
+        for exporter, stats in mine:
+            writer.sample(name, f'exporter="{exporter}"', sum(stats.enqueue_failed.values()))
+    for name, help_text, attribute in (
+        ("otelml_exporter_queue_size", "Undelivered bytes in the queue.", "queue_bytes"),
+        ("otelml_exporter_queue_capacity", "Queue capacity in bytes.", "queue_capacity"),
+        ("otelml_exporter_queue_items", "Undelivered spans or log records.", "queue_items"),
+    ):
+        writer.family(name, "gauge", help_text)
+        for exporter, stats in exporters:
+            writer.sample(name, f'exporter="{exporter}"', getattr(stats, attribute))
+    name = "otelml_exporter_retries_total"
+    writer.family(name, "counter", "Send attempts retried.")
+    for exporter, stats in exporters:
+        writer.sample(name, f'exporter="{exporter}"', stats.retries)

@@ -1,0 +1,45 @@
+"""Builds the forwarding senders from the config: one queue and one task per destination."""
+
+from __future__ import annotations
+
+from otelml.config import GatewayConfig, OtlpExporter
+from otelml.gateway.exporters.otlp import (
+    GrpcTransport,
+    HttpTransport,
+    RetryPolicy,
+    Sender,
+    Signal,
+    Transport,
+)
+from otelml.gateway.exporters.queue import DiskQueue
+
+
+def _transport(exporter: OtlpExporter, signal: Signal) -> Transport:
+    if exporter.protocol == "grpc":
+        return GrpcTransport(exporter.endpoint, signal, exporter.headers, exporter.timeout)
+    return HttpTransport(exporter.endpoint, signal, exporter.headers, exporter.timeout)
+
+
+def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Sender]:
+    """Senders for the configured destinations; each worker process gets its own queues."""
+    root = config.queue.directory
+    if worker is not None:
+        root = root / f"worker-{worker}"
+    senders = []
+    for name, signal, exporter in (
+        ("traces", "spans", config.exporters.traces),
+        ("logs", "log_records", config.exporters.logs),
+    ):
+        if exporter is None:
+            continue
+        retry = exporter.retry
+        senders.append(
+            Sender(
+                name,
+                signal,  # type: ignore[arg-type]
+                DiskQueue(root / name, config.queue.max_bytes, config.queue.fsync),
+                _transport(exporter, signal),  # type: ignore[arg-type]
+                RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
+            )
+        )
+    return senders

@@ -1,0 +1,264 @@
+"""Forwarding: each destination's queue drained in order to an OTLP endpoint, with retries.
+
+Requests go out as they came in (protobuf bytes; JSON requests as their protobuf form), so
+trace and span ids, resource attributes and everything the gateway does not read reach Tempo or
+Loki unchanged. Retries follow the OTLP specification: gRPC UNAVAILABLE, DEADLINE_EXCEEDED,
+ABORTED, CANCELLED, OUT_OF_RANGE, DATA_LOSS and RESOURCE_EXHAUSTED-with-RetryInfo; HTTP 429,
+502, 503, 504 and connection errors — with exponential backoff and jitter, or the server's
+Retry-After / RetryInfo when it gives one. Anything else (HTTP 400, gRPC INVALID_ARGUMENT, …)
+is permanent: the request is dropped and counted by reason. One destination's outage never
+slows another: each has its own queue and task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import grpc
+import httpx
+from google.rpc import error_details_pb2, status_pb2
+
+from otelml.gateway.exporters.queue import DiskQueue
+
+Signal = Literal["spans", "log_records"]
+
+_SERVICES = {
+    "spans": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "log_records": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+_HTTP_PATHS = {"spans": "/v1/traces", "log_records": "/v1/logs"}
+_RETRYABLE_GRPC = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.DATA_LOSS,
+}
+_RETRYABLE_HTTP = {429, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one send attempt came to."""
+
+    ok: bool
+    retryable: bool = False
+    retry_after: float | None = None
+    reason: str = ""
+
+
+class Transport(Protocol):
+    async def send(self, payload: bytes) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class GrpcTransport:
+    def __init__(self, endpoint: str, signal: Signal, headers: dict[str, str], timeout: float):
+        self._target = endpoint.split("://", 1)[-1].rstrip("/")
+        self._method = _SERVICES[signal]
+        self._metadata = tuple((k.lower(), v) for k, v in headers.items())
+        self._timeout = timeout
+        self._channel: grpc.aio.Channel | None = None
+
+    def _export(self) -> grpc.aio.UnaryUnaryMultiCallable:
+        # Created on first use, inside the event loop that will drive it.
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(
+                self._target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+            )
+        return self._channel.unary_unary(
+            self._method, request_serializer=None, response_deserializer=None
+        )
+
+    async def send(self, payload: bytes) -> Outcome:
+        try:
+            await self._export()(payload, timeout=self._timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            retry_after = _retry_info(error.trailing_metadata())
+            reason = code.name.lower()
+            if code in _RETRYABLE_GRPC or (
+                code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None
+            ):
+                return Outcome(False, True, retry_after, reason)
+            return Outcome(False, False, None, reason)
+        return Outcome(True)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+
+
+def _retry_info(metadata: object) -> float | None:
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    return None
+
+
+class HttpTransport:
+    def __init__(self, endpoint: str, signal: Signal, headers: dict[str, str], timeout: float):
+        base = endpoint.rstrip("/")
+        path = _HTTP_PATHS[signal]
+        self.url = base if base.endswith(path) else base + path
+        self._headers = {**headers, "Content-Type": "application/x-protobuf"}
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def send(self, payload: bytes) -> Outcome:
+        if self._client is None:  # created inside the event loop that drives it
+            self._client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+        try:
+            response = await self._client.post(self.url, content=payload)
+        except httpx.HTTPError as error:
+            return Outcome(False, True, None, type(error).__name__.lower())
+        if response.status_code < 300:
+            return Outcome(True)
+        retry_after = _retry_after(response.headers.get("retry-after"))
+        if response.status_code in _RETRYABLE_HTTP:
+            return Outcome(False, True, retry_after, f"http_{response.status_code}")
+        return Outcome(False, False, None, f"http_{response.status_code}")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: use the backoff
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial_interval: float = 0.5
+    max_interval: float = 30.0
+    #: 0 = retry forever (the queue is durable); else drop and count after this long.
+    max_elapsed: float = 0.0
+
+
+@dataclass
+class ExporterStats:
+    """Counters of one exporter (by signal): what conservation is checked against."""
+
+    signal: str = ""
+    sent: Counter[Signal] = field(default_factory=Counter)
+    failed: Counter[tuple[Signal, str]] = field(default_factory=Counter)
+    enqueue_failed: Counter[Signal] = field(default_factory=Counter)
+    retries: int = 0
+    queue_bytes: int = 0
+    queue_items: int = 0
+    queue_capacity: int = 0
+
+    def merge(self, other: ExporterStats) -> None:
+        self.signal = self.signal or other.signal
+        self.sent.update(other.sent)
+        self.failed.update(other.failed)
+        self.enqueue_failed.update(other.enqueue_failed)
+        self.retries += other.retries
+        self.queue_bytes += other.queue_bytes
+        self.queue_items += other.queue_items
+        self.queue_capacity += other.queue_capacity
+
+
+class Sender:
+    """Drains one queue to one destination, in order, forever (until stopped)."""
+
+    def __init__(
+        self,
+        name: str,
+        signal: Signal,
+        queue: DiskQueue,
+        transport: Transport,
+        retry: RetryPolicy,
+    ) -> None:
+        self.name = name
+        self.signal = signal
+        self.queue = queue
+        self.transport = transport
+        self.retry = retry
+        self.stats = ExporterStats(signal=signal, queue_capacity=queue.max_bytes)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sync_task: asyncio.Task[None] | None = None
+
+    def enqueue(self, payload: bytes, items: int) -> None:
+        """Raises `Refused` when the queue is full (counted)."""
+        try:
+            self.queue.append(payload, items)
+        except Exception:
+            self.stats.enqueue_failed[self.signal] += items
+            raise
+        self._wakeup.set()
+
+    def snapshot(self) -> ExporterStats:
+        self.stats.queue_bytes = self.queue.pending_bytes
+        self.stats.queue_items = self.queue.pending_items
+        return self.stats
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        if self.queue.fsync == "interval":
+            self._sync_task = asyncio.create_task(self._sync())
+
+    async def stop(self) -> None:
+        for task in (self._task, self._sync_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.transport.close()
+        self.queue.close()
+
+    async def _sync(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.queue.sync()
+
+    async def _run(self) -> None:
+        while True:
+            record = self.queue.peek()
+            if record is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._deliver(record.payload, record.items)
+            self.queue.ack(record)
+
+    async def _deliver(self, payload: bytes, items: int) -> None:
+        """Send until delivered, dropped as permanent, or past max_elapsed; count the outcome."""
+        first = time.monotonic()
+        delay = self.retry.initial_interval
+        while True:
+            outcome = await self.transport.send(payload)
+            if outcome.ok:
+                self.stats.sent[self.signal] += items
+                return
+            if not outcome.retryable:
+                self.stats.failed[(self.signal, outcome.reason)] += items
+                return
+            elapsed = time.monotonic() - first
+            if self.retry.max_elapsed and elapsed >= self.retry.max_elapsed:
+                self.stats.failed[(self.signal, "max_elapsed")] += items
+                return
+            self.stats.retries += 1
+            wait = outcome.retry_after if outcome.retry_after is not None else delay
+            await asyncio.sleep(wait * (0.8 + 0.4 * random.random()))  # jitter ±20 %
+            delay = min(delay * 2, self.retry.max_interval)

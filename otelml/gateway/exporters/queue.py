@@ -1,0 +1,224 @@
+"""A durable FIFO queue on disk, one per destination: what was acknowledged is never lost.
+
+A request is appended (length, CRC-32, item count, payload) to the active segment file before
+the client gets its answer; the sender reads records in order and moves a cursor past each one
+it delivered or dropped with a counted reason. The cursor is written atomically (write + rename),
+so after a crash the queue resumes at the first record not known to be done (at-least-once:
+a record sent just before a crash may be sent again). A torn record at the tail — a crash in the
+middle of an append — fails its CRC and is cut off at start-up; it was never acknowledged.
+
+`fsync` decides what survives what:
+- "always": every append is fsynced before the acknowledgement — survives a node crash;
+- "interval" (default): the gateway fsyncs once a second — a process crash (kill -9) loses
+  nothing (the page cache holds the data), a node crash may lose the last second;
+- "never": the OS decides — survives process crashes only.
+
+Bounded by `max_bytes` (undelivered bytes): when full, `append` raises `Refused`, which the
+receivers turn into gRPC UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from otelml.errors import Refused
+
+FsyncPolicy = Literal["always", "interval", "never"]
+
+_HEADER = struct.Struct("<IIQ")  # payload length, crc32 of payload, item count
+_SEGMENT_BYTES = 64 * 1024 * 1024
+_CURSOR = "cursor"
+
+
+@dataclass(frozen=True)
+class Record:
+    segment: int
+    offset: int
+    size: int  # header + payload
+    items: int
+    payload: bytes
+
+
+class DiskQueue:
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        fsync: FsyncPolicy = "interval",
+        segment_bytes: int = _SEGMENT_BYTES,
+    ) -> None:
+        self.segment_bytes = segment_bytes
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.fsync = fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        self._segments = sorted(int(p.stem) for p in directory.glob("*.seg"))
+        self._read_segment, self._read_offset = self._load_cursor()
+        self._repair_tail()
+        if not self._segments:
+            self._segments = [1]
+            (directory / self._name(1)).touch()
+        if self._read_segment not in self._segments:
+            self._read_segment, self._read_offset = self._segments[0], 0
+        self._writer = open(directory / self._name(self._segments[-1]), "ab")  # noqa: SIM115
+        self._reader: BinaryIO | None = None
+        self._reader_segment = -1
+        self._dirty = False
+        self.pending_bytes = self._measure_pending()
+        self.pending_items = self._count_pending_items()
+
+    @staticmethod
+    def _name(segment: int) -> str:
+        return f"{segment:012d}.seg"
+
+    def _load_cursor(self) -> tuple[int, int]:
+        try:
+            segment, offset = (self.directory / _CURSOR).read_text().split()
+            return int(segment), int(offset)
+        except (OSError, ValueError):
+            return (self._segments[0] if self._segments else 1), 0
+
+    def _save_cursor(self) -> None:
+        temporary = self.directory / f"{_CURSOR}.tmp"
+        temporary.write_text(f"{self._read_segment} {self._read_offset}")
+        os.replace(temporary, self.directory / _CURSOR)
+
+    def _repair_tail(self) -> None:
+        """Cut a torn or corrupt record off the last segment (it was never acknowledged)."""
+        if not self._segments:
+            return
+        path = self.directory / self._name(self._segments[-1])
+        data = path.read_bytes()
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, crc, _ = _HEADER.unpack_from(data, offset)
+            end = offset + _HEADER.size + length
+            if end > len(data) or zlib.crc32(data[offset + _HEADER.size : end]) != crc:
+                break
+            offset = end
+        if offset != len(data):
+            with open(path, "r+b") as file:
+                file.truncate(offset)
+
+    def _records(self, segment: int, start: int) -> list[Record]:
+        data = (self.directory / self._name(segment)).read_bytes()
+        out = []
+        offset = start
+        while offset + _HEADER.size <= len(data):
+            length, _, items = _HEADER.unpack_from(data, offset)
+            end = offset + _HEADER.size + length
+            if end > len(data):
+                break
+            out.append(
+                Record(segment, offset, end - offset, items, data[offset + _HEADER.size : end])
+            )
+            offset = end
+        return out
+
+    def _measure_pending(self) -> int:
+        total = 0
+        for segment in self._segments:
+            if segment < self._read_segment:
+                continue
+            size = (self.directory / self._name(segment)).stat().st_size
+            total += size - (self._read_offset if segment == self._read_segment else 0)
+        return total
+
+    def _count_pending_items(self) -> int:
+        return sum(
+            r.items
+            for segment in self._segments
+            if segment >= self._read_segment
+            for r in self._records(
+                segment, self._read_offset if segment == self._read_segment else 0
+            )
+        )
+
+    def append(self, payload: bytes, items: int) -> None:
+        """Persist one request; `Refused` when the queue is full (the client retries later)."""
+        size = _HEADER.size + len(payload)
+        if self.pending_bytes + size > self.max_bytes:
+            raise Refused(
+                f"queue {self.directory.name} is full ({self.pending_bytes} of "
+                f"{self.max_bytes} bytes undelivered)",
+                retry_after=2.0,
+            )
+        if self._writer.tell() + size > self.segment_bytes and self._writer.tell() > 0:
+            self._rotate()
+        self._writer.write(_HEADER.pack(len(payload), zlib.crc32(payload), items) + payload)
+        self._writer.flush()
+        if self.fsync == "always":
+            os.fsync(self._writer.fileno())
+        else:
+            self._dirty = True
+        self.pending_bytes += size
+        self.pending_items += items
+
+    def _rotate(self) -> None:
+        self._writer.close()
+        segment = self._segments[-1] + 1
+        self._segments.append(segment)
+        self._writer = open(self.directory / self._name(segment), "ab")  # noqa: SIM115
+
+    def sync(self) -> None:
+        """The periodic fsync of the "interval" policy."""
+        if self._dirty:
+            os.fsync(self._writer.fileno())
+            self._dirty = False
+
+    def _read_at(self, segment: int, offset: int) -> Record | None:
+        """One record, read straight from its offset (never the whole segment)."""
+        if self._reader is None or self._reader_segment != segment:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = open(self.directory / self._name(segment), "rb")  # noqa: SIM115
+            self._reader_segment = segment
+        self._reader.seek(offset)
+        header = self._reader.read(_HEADER.size)
+        if len(header) < _HEADER.size:
+            return None
+        length, _, items = _HEADER.unpack(header)
+        payload = self._reader.read(length)
+        if len(payload) < length:
+            return None
+        return Record(segment, offset, _HEADER.size + length, items, payload)
+
+    def peek(self) -> Record | None:
+        """The oldest undelivered record, or None."""
+        while True:
+            record = self._read_at(self._read_segment, self._read_offset)
+            if record is not None:
+                return record
+            later = [s for s in self._segments if s > self._read_segment]
+            if not later:
+                return None
+            self._drop_segment(self._read_segment)
+            self._read_segment, self._read_offset = later[0], 0
+            self._save_cursor()
+
+    def ack(self, record: Record) -> None:
+        """The record is done (delivered, or dropped and counted): move past it."""
+        self._read_segment, self._read_offset = record.segment, record.offset + record.size
+        self.pending_bytes -= record.size
+        self.pending_items -= record.items
+        self._save_cursor()
+
+    def _drop_segment(self, segment: int) -> None:
+        if segment == self._segments[-1]:
+            return
+        if self._reader_segment == segment and self._reader is not None:
+            self._reader.close()
+            self._reader, self._reader_segment = None, -1
+        (self.directory / self._name(segment)).unlink(missing_ok=True)
+        self._segments.remove(segment)
+
+    def close(self) -> None:
+        self.sync()
+        self._writer.close()
+        if self._reader is not None:
+            self._reader.close()
