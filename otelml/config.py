@@ -193,6 +193,10 @@ class Limits(_Strict):
     max_request_bytes: Size = 16 * 1024**2
     #: Categories tracked per categorical feature that has no reference profile.
     max_categories: int = Field(default=20, gt=0, le=1000)
+    #: Bytes of requests being received or processed at once; past it: refuse with a retry hint.
+    max_inflight_bytes: Size = 64 * 1024**2
+    #: Resident memory past which requests are refused with a retry hint (unset: no limit).
+    memory_limit: Size | None = None
 
 
 class Auth(_Strict):

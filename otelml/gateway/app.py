@@ -26,6 +26,7 @@ from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.receivers import otlp_grpc, otlp_http
+from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.state import GatewayState
 from otelml.gateway.store import FeatureStore, ModelProfile
 from otelml.profile import ProfileError
@@ -105,6 +106,11 @@ class Gateway:
         for sender in self.senders:
             self.state.exporters[sender.name] = sender.stats
         self.pipeline = Pipeline.for_state(self.state, self.senders)
+        self.guard = Guard(
+            config.auth.bearer_token,
+            config.limits.max_inflight_bytes,
+            config.limits.memory_limit,
+        )
         self._grpc: grpc.aio.Server | None = None
         self._http: list[uvicorn.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,7 +140,7 @@ class Gateway:
         grpc_port = None
         if receivers and otlp.grpc is not None:
             self._grpc = otlp_grpc.create_server(
-                self.pipeline, limits.max_request_bytes, reuse_port=reuse_port
+                self.pipeline, limits.max_request_bytes, reuse_port=reuse_port, guard=self.guard
             )
             grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
             if grpc_port == 0:
@@ -146,7 +152,10 @@ class Gateway:
             apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket))
         if receivers and http_socket is not None:
             apps.append(
-                (otlp_http.create_app(self.pipeline, limits.max_request_bytes), http_socket)
+                (
+                    otlp_http.create_app(self.pipeline, limits.max_request_bytes, self.guard),
+                    http_socket,
+                )
             )
         for app, sock in apps:
             server = _Server(

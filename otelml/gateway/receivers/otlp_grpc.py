@@ -19,6 +19,7 @@ from grpc_status import rpc_status
 
 from otelml.errors import Permanent, Refused
 from otelml.gateway.pipeline import ExportResult, Pipeline
+from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.responses import logs_response, traces_response
 from otelml.gateway.selfmetrics import ReceiverStats
 
@@ -42,10 +43,16 @@ def _handler(
     consume: Callable[[bytes, str], ExportResult],
     respond: Callable[[ExportResult], bytes],
     stats: ReceiverStats,
+    guard: Guard,
 ) -> grpc.RpcMethodHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metadata = dict(context.invocation_metadata() or ())
+        if not guard.authorized(metadata.get("authorization")):
+            stats.refuse_request(TRANSPORT, "unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            return respond(consume(request, TRANSPORT))
+            with guard.admit(len(request)):
+                return respond(consume(request, TRANSPORT))
         except Permanent as exc:
             stats.refuse_request(TRANSPORT, exc.reason)
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -60,7 +67,10 @@ def _handler(
 
 
 def create_server(
-    pipeline: Pipeline, max_request_bytes: int, reuse_port: bool = False
+    pipeline: Pipeline,
+    max_request_bytes: int,
+    reuse_port: bool = False,
+    guard: Guard | None = None,
 ) -> grpc.aio.Server:
     """An aio server with both services registered; the caller binds and starts it.
 
@@ -74,6 +84,7 @@ def create_server(
         ]
     )
     stats = pipeline.stats
+    guard = guard or Guard()
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -83,6 +94,7 @@ def create_server(
                         pipeline.consume_traces,
                         lambda r: traces_response(r).SerializeToString(),
                         stats,
+                        guard,
                     )
                 },
             ),
@@ -93,6 +105,7 @@ def create_server(
                         pipeline.consume_logs,
                         lambda r: logs_response(r).SerializeToString(),
                         stats,
+                        guard,
                     )
                 },
             ),

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from otelml.errors import Permanent, Refused
 from otelml.gateway.pipeline import ExportResult, GroundTruthItem, Pipeline
 from otelml.gateway.receivers.admission import read_body
+from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.otlp_json import (
     logs_to_protobuf,
     response_json,
@@ -58,6 +59,7 @@ def _error(
 def _endpoint(
     pipeline: Pipeline,
     max_request_bytes: int,
+    guard: Guard,
     consume: Callable[[bytes, str], ExportResult],
     from_json: Callable[[bytes], bytes],
     respond: Callable[[ExportResult], Message],
@@ -79,14 +81,21 @@ def _endpoint(
         if encoding not in ("identity", "gzip", ""):
             stats.refuse_request(TRANSPORT, "unsupported_encoding")
             return _error(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json)
+        if not guard.authorized(request.headers.get("authorization")):
+            stats.refuse_request(TRANSPORT, "unauthenticated")
+            return _error(
+                401, "missing or wrong bearer token", json, {"WWW-Authenticate": "Bearer"}
+            )
         length_header = request.headers.get("content-length")
         content_length = int(length_header) if length_header and length_header.isdigit() else None
         try:
-            body = await read_body(
-                request.stream(), max_request_bytes, encoding == "gzip", content_length
-            )
-            payload = from_json(body) if json else body
-            result = consume(payload, TRANSPORT)
+            # Admission before reading: the declared size, or the limit for chunked bodies.
+            with guard.admit(content_length or max_request_bytes):
+                body = await read_body(
+                    request.stream(), max_request_bytes, encoding == "gzip", content_length
+                )
+                payload = from_json(body) if json else body
+                result = consume(payload, TRANSPORT)
         except Permanent as exc:
             stats.refuse_request(TRANSPORT, exc.reason)
             return _error(exc.http_status, str(exc), json)
@@ -103,7 +112,7 @@ _GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
 
 
 def _ground_truth_endpoint(
-    pipeline: Pipeline, max_request_bytes: int
+    pipeline: Pipeline, max_request_bytes: int, guard: Guard
 ) -> Callable[[Request], object]:
     """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`."""
     stats = pipeline.stats
@@ -112,6 +121,13 @@ def _ground_truth_endpoint(
         if request.method != "POST":
             stats.refuse_request(TRANSPORT, "method_not_allowed")
             return JSONResponse({"message": "use POST"}, 405, headers={"Allow": "POST"})
+        if not guard.authorized(request.headers.get("authorization")):
+            stats.refuse_request(TRANSPORT, "unauthenticated")
+            return JSONResponse(
+                {"message": "missing or wrong bearer token"},
+                401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != JSON:
             stats.refuse_request(TRANSPORT, "unsupported_media_type")
@@ -135,7 +151,8 @@ def _ground_truth_endpoint(
     return post
 
 
-def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
+def create_app(pipeline: Pipeline, max_request_bytes: int, guard: Guard | None = None) -> Starlette:
+    guard = guard or Guard()
     methods = ["POST", "GET", "PUT", "DELETE", "PATCH"]
     return Starlette(
         routes=[
@@ -144,6 +161,7 @@ def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
                 _endpoint(
                     pipeline,
                     max_request_bytes,
+                    guard,
                     pipeline.consume_traces,
                     traces_to_protobuf,
                     traces_response,
@@ -152,7 +170,7 @@ def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
             ),
             Route(
                 "/v1/ground_truth",
-                _ground_truth_endpoint(pipeline, max_request_bytes),
+                _ground_truth_endpoint(pipeline, max_request_bytes, guard),
                 methods=methods,
             ),
             Route(
@@ -160,6 +178,7 @@ def create_app(pipeline: Pipeline, max_request_bytes: int) -> Starlette:
                 _endpoint(
                     pipeline,
                     max_request_bytes,
+                    guard,
                     pipeline.consume_logs,
                     logs_to_protobuf,
                     logs_response,

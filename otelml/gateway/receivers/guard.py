@@ -1,0 +1,76 @@
+"""What a request must pass before the gateway spends anything on it: auth, then admission.
+
+- Auth: `auth.bearer_token` set → `Authorization: Bearer <token>` on every OTLP request
+  (HTTP 401 / gRPC UNAUTHENTICATED otherwise), compared in constant time.
+- Admission, before any decoding: the bytes of requests in flight stay under
+  `limits.max_inflight_bytes`, and the process under `limits.memory_limit` (resident set);
+  past either, the request is refused with a retry hint (HTTP 503 + Retry-After, gRPC
+  UNAVAILABLE + RetryInfo) so OpenTelemetry clients back off and retry — never a bare
+  RESOURCE_EXHAUSTED, which the Go collector takes as permanent.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from otelml.errors import Refused
+
+RETRY_AFTER_S = 1.0
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes() -> int:
+    """The process's resident set, from /proc (0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class Guard:
+    def __init__(
+        self,
+        bearer_token: str = "",
+        max_inflight_bytes: int = 64 << 20,
+        memory_limit: int | None = None,
+    ) -> None:
+        self._token = f"Bearer {bearer_token}".encode() if bearer_token else None
+        self.max_inflight_bytes = max_inflight_bytes
+        self.memory_limit = memory_limit
+        self.inflight_bytes = 0
+        self._rss = 0
+        self._rss_at = 0.0
+
+    def authorized(self, authorization: str | None) -> bool:
+        if self._token is None:
+            return True
+        return authorization is not None and hmac.compare_digest(
+            authorization.encode(), self._token
+        )
+
+    @contextmanager
+    def admit(self, size: int) -> Iterator[None]:
+        """Hold `size` bytes of the in-flight budget for the duration of the request."""
+        if self.inflight_bytes and self.inflight_bytes + size > self.max_inflight_bytes:
+            raise Refused(
+                f"too many bytes in flight ({self.inflight_bytes} of {self.max_inflight_bytes})",
+                RETRY_AFTER_S,
+            )
+        if self.memory_limit is not None and self._resident() > self.memory_limit:
+            raise Refused(f"memory above limits.memory_limit ({self.memory_limit})", RETRY_AFTER_S)
+        self.inflight_bytes += size
+        try:
+            yield
+        finally:
+            self.inflight_bytes -= size
+
+    def _resident(self) -> int:
+        now = time.monotonic()
+        if now - self._rss_at > 0.1:  # a /proc read at most ten times a second
+            self._rss, self._rss_at = resident_bytes(), now
+        return self._rss
