@@ -170,7 +170,12 @@ class LogsExporter(OtlpExporter):
 
 
 class MetricsExporter(_Strict):
-    remote_write: str
+    """App metrics received on /v1/metrics, sent on by Prometheus remote write 1.0."""
+
+    remote_write: str = Field(min_length=1)
+    headers: dict[str, str] = Field(default={}, repr=False)
+    timeout: Duration = 10.0
+    retry: RetryConfig = RetryConfig()
 
 
 class Exporters(_Strict):

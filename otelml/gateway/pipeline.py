@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from google.protobuf.message import DecodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from otelml import semconv
 from otelml.errors import Permanent
 from otelml.gateway.decode import decode_logs, decode_traces
 from otelml.gateway.exporters.otlp import Sender
+from otelml.gateway.exporters.remote_write import count_points
 from otelml.gateway.features import FeaturesConnector
 from otelml.gateway.performance.connector import GroundTruthConnector
 from otelml.gateway.selfmetrics import ReceiverStats
@@ -107,6 +109,22 @@ class Pipeline:
             self.ground_truth.consume(records)
         self.stats.accept("log_records", transport, records.count)
         return ExportResult(records.count)
+
+    def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
+        """App metrics: validated, then only forwarded (to Prometheus remote write)."""
+        if not any(sender.signal == "data_points" for sender in self.senders):
+            raise Permanent(
+                "no metrics exporter configured (exporters.metrics.remote_write)",
+                "no_exporter",
+                404,
+            )
+        try:
+            points = count_points(payload)
+        except DecodeError as exc:
+            raise Permanent(f"malformed protobuf: {exc}", "malformed") from None
+        self._forward("data_points", payload, points)
+        self.stats.accept("data_points", transport, points)
+        return ExportResult(points)
 
     def consume_ground_truth(self, items: list[GroundTruthItem]) -> ExportResult:
         """Ground truth posted as JSON (POST /v1/ground_truth)."""

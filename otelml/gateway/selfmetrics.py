@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal
 
-Signal = Literal["spans", "log_records"]
+Signal = Literal["spans", "log_records", "data_points"]
 
 
 class ReceiverStats:

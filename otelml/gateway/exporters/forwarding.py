@@ -12,6 +12,7 @@ from otelml.gateway.exporters.otlp import (
     Transport,
 )
 from otelml.gateway.exporters.queue import DiskQueue
+from otelml.gateway.exporters.remote_write import RemoteWriteTransport
 
 
 def _transport(exporter: OtlpExporter, signal: Signal) -> Transport:
@@ -39,6 +40,18 @@ def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Send
                 signal,  # type: ignore[arg-type]
                 DiskQueue(root / name, config.queue.max_bytes, config.queue.fsync),
                 _transport(exporter, signal),  # type: ignore[arg-type]
+                RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
+            )
+        )
+    metrics = config.exporters.metrics
+    if metrics is not None:
+        retry = metrics.retry
+        senders.append(
+            Sender(
+                "metrics",
+                "data_points",
+                DiskQueue(root / "metrics", config.queue.max_bytes, config.queue.fsync),
+                RemoteWriteTransport(metrics.remote_write, metrics.headers, metrics.timeout),
                 RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
             )
         )

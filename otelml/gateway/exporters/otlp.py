@@ -26,7 +26,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from otelml.gateway.exporters.queue import DiskQueue
 
-Signal = Literal["spans", "log_records"]
+Signal = Literal["spans", "log_records", "data_points"]
 
 _SERVICES = {
     "spans": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
@@ -52,6 +52,8 @@ class Outcome:
     retryable: bool = False
     retry_after: float | None = None
     reason: str = ""
+    #: Items of a delivered request that the destination cannot hold, by reason (counted).
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 class Transport(Protocol):
@@ -249,6 +251,9 @@ class Sender:
         while True:
             outcome = await self.transport.send(payload)
             if outcome.ok:
+                for reason, count in outcome.dropped.items():
+                    self.stats.failed[(self.signal, reason)] += count
+                    items -= count
                 self.stats.sent[self.signal] += items
                 return
             if not outcome.retryable:

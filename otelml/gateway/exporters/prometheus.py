@@ -490,6 +490,11 @@ def _render_self(writer: _Writer, state: GatewayState) -> None:
     for signal, accepted_name, refused_name in (
         ("spans", semconv.RECEIVER_ACCEPTED_SPANS, semconv.RECEIVER_REFUSED_SPANS),
         (
+            "data_points",
+            "otelml_receiver_accepted_data_points",
+            "otelml_receiver_refused_data_points",
+        ),
+        (
             "log_records",
             semconv.RECEIVER_ACCEPTED_LOG_RECORDS,
             semconv.RECEIVER_REFUSED_LOG_RECORDS,
@@ -533,7 +538,7 @@ def _render_exporters(writer: _Writer, state: GatewayState) -> None:
     if not state.exporters:
         return
     exporters = sorted(state.exporters.items())
-    for signal in ("spans", "log_records"):
+    for signal in ("spans", "log_records", "data_points"):
         mine = [(n, s) for n, s in exporters if s.signal == signal]
         if not mine:
             continue

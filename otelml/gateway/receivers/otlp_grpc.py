@@ -20,11 +20,16 @@ from grpc_status import rpc_status
 from otelml.errors import Permanent, Refused
 from otelml.gateway.pipeline import ExportResult, Pipeline
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.receivers.responses import logs_response, traces_response
+from otelml.gateway.receivers.responses import (
+    logs_response,
+    metrics_response,
+    traces_response,
+)
 from otelml.gateway.selfmetrics import ReceiverStats
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 TRANSPORT = "grpc"
 
 
@@ -55,7 +60,12 @@ def _handler(
                 return respond(consume(request, TRANSPORT))
         except Permanent as exc:
             stats.refuse_request(TRANSPORT, exc.reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code = (
+                grpc.StatusCode.UNIMPLEMENTED
+                if exc.http_status == 404
+                else (grpc.StatusCode.INVALID_ARGUMENT)
+            )
+            await context.abort(code, str(exc))
         except Refused as exc:
             stats.refuse_request(TRANSPORT, "refused")
             await context.abort_with_status(
@@ -93,6 +103,17 @@ def create_server(
                     "Export": _handler(
                         pipeline.consume_traces,
                         lambda r: traces_response(r).SerializeToString(),
+                        stats,
+                        guard,
+                    )
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                METRICS_SERVICE,
+                {
+                    "Export": _handler(
+                        pipeline.consume_metrics,
+                        lambda r: metrics_response(r).SerializeToString(),
                         stats,
                         guard,
                     )

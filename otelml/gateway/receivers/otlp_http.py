@@ -27,10 +27,15 @@ from otelml.gateway.receivers.admission import read_body
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.otlp_json import (
     logs_to_protobuf,
+    metrics_to_protobuf,
     response_json,
     traces_to_protobuf,
 )
-from otelml.gateway.receivers.responses import logs_response, traces_response
+from otelml.gateway.receivers.responses import (
+    logs_response,
+    metrics_response,
+    traces_response,
+)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -165,6 +170,18 @@ def create_app(pipeline: Pipeline, max_request_bytes: int, guard: Guard | None =
                     pipeline.consume_traces,
                     traces_to_protobuf,
                     traces_response,
+                ),
+                methods=methods,
+            ),
+            Route(
+                "/v1/metrics",
+                _endpoint(
+                    pipeline,
+                    max_request_bytes,
+                    guard,
+                    pipeline.consume_metrics,
+                    metrics_to_protobuf,
+                    metrics_response,
                 ),
                 methods=methods,
             ),

@@ -15,6 +15,9 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelml.errors import Permanent
@@ -63,6 +66,10 @@ def traces_to_protobuf(body: bytes) -> bytes:
 
 def logs_to_protobuf(body: bytes) -> bytes:
     return _to_protobuf(body, ExportLogsServiceRequest())
+
+
+def metrics_to_protobuf(body: bytes) -> bytes:
+    return _to_protobuf(body, ExportMetricsServiceRequest())
 
 
 def response_json(message: Message) -> bytes:
