@@ -204,6 +204,28 @@ class Limits(_Strict):
     memory_limit: Size | None = None
 
 
+class Redaction(_Strict):
+    """Masks personal data in attributes and log bodies before anything reads them."""
+
+    enabled: bool = False
+    #: Glob patterns of attribute keys to keep (fail closed: all others are removed).
+    #: Unset: keep every key, only mask values.
+    allow_keys: list[str] | None = None
+    #: Extra value patterns, name → regex, on top of email, card, bearer, jwt, aws_key.
+    patterns: dict[str, str] = {}
+    action: Literal["mask", "hash"] = "mask"
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for name, regex in patterns.items():
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise ValueError(f"pattern {name!r} does not compile: {exc}") from None
+        return patterns
+
+
 class Auth(_Strict):
     bearer_token: str = Field(default="", repr=False)
 
@@ -218,6 +240,7 @@ class GatewayConfig(_Strict):
     queue: Queue = Queue()
     limits: Limits = Limits()
     auth: Auth = Auth()
+    redaction: Redaction = Redaction()
 
 
 def substitute_env(text: str, environ: dict[str, str] | None = None) -> str:

@@ -22,11 +22,13 @@ class Received:
         self.spans: list[tuple[str, str]] = []
         self.log_records: list[tuple[str, str, str]] = []
         self.requests = 0
+        self.raw: list[bytes] = []  # every accepted request, serialised, for content checks
         self.mode = "ok"
 
     def add_traces(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         with self.lock:
             self.requests += 1
+            self.raw.append(request.SerializeToString())
             for rs in request.resource_spans:
                 for ss in rs.scope_spans:
                     self.spans += [(s.trace_id.hex(), s.span_id.hex()) for s in ss.spans]
@@ -34,6 +36,7 @@ class Received:
     def add_logs(self, request: logs_service_pb2.ExportLogsServiceRequest) -> None:
         with self.lock:
             self.requests += 1
+            self.raw.append(request.SerializeToString())
             for rl in request.resource_logs:
                 for sl in rl.scope_logs:
                     self.log_records += [

@@ -25,6 +25,7 @@ from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
+from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.state import GatewayState
@@ -105,7 +106,14 @@ class Gateway:
         self.senders = build_senders(config, worker) if forward else []
         for sender in self.senders:
             self.state.exporters[sender.name] = sender.stats
-        self.pipeline = Pipeline.for_state(self.state, self.senders)
+        redaction = config.redaction
+        self.redactor = (
+            Redactor(redaction.allow_keys, redaction.patterns, redaction.action)
+            if redaction.enabled
+            else None
+        )
+        self.state.redaction = self.redactor
+        self.pipeline = Pipeline.for_state(self.state, self.senders, self.redactor)
         self.guard = Guard(
             config.auth.bearer_token,
             config.limits.max_inflight_bytes,

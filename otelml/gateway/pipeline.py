@@ -23,6 +23,7 @@ from otelml.gateway.exporters.otlp import Sender
 from otelml.gateway.exporters.remote_write import count_points
 from otelml.gateway.features import FeaturesConnector
 from otelml.gateway.performance.connector import GroundTruthConnector
+from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
 from otelml.gateway.state import GatewayState
@@ -48,12 +49,14 @@ class Pipeline:
         stats: ReceiverStats,
         ground_truth: GroundTruthConnector | None = None,
         senders: list[Sender] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.features = features
         self.spanmetrics = spanmetrics
         self.stats = stats
         self.ground_truth = ground_truth
         self.senders = senders or []
+        self.redactor = redactor
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.
@@ -67,7 +70,12 @@ class Pipeline:
                 sender.enqueue(payload, items)
 
     @classmethod
-    def for_state(cls, state: GatewayState, senders: list[Sender] | None = None) -> Pipeline:
+    def for_state(
+        cls,
+        state: GatewayState,
+        senders: list[Sender] | None = None,
+        redactor: Redactor | None = None,
+    ) -> Pipeline:
         tracker = state.ground_truth
         return cls(
             FeaturesConnector(state.store),
@@ -75,10 +83,13 @@ class Pipeline:
             state.stats,
             GroundTruthConnector(tracker, state.store) if tracker is not None else None,
             senders,
+            redactor,
         )
 
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
+        if self.redactor is not None:
+            payload = self.redactor.traces(payload)
         records = decode_traces(payload)
         valid: npt.NDArray[np.bool_] = np.asarray(
             records.trace_id.any(axis=1) & records.span_id.any(axis=1), dtype=bool
@@ -102,6 +113,8 @@ class Pipeline:
 
     def consume_logs(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
+        if self.redactor is not None:
+            payload = self.redactor.logs(payload)
         records = decode_logs(payload)
         self._forward("log_records", payload, records.count)
         self.features.consume(records)

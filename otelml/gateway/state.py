@@ -8,6 +8,7 @@ from otelml.gateway.budget import SeriesBudget
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.otlp import ExporterStats
 from otelml.gateway.performance.tracker import GroundTruthTracker
+from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
 from otelml.gateway.store import FeatureStore, ModelProfile
@@ -25,6 +26,8 @@ class GatewayState:
     ground_truth: GroundTruthTracker | None = None
     #: Forwarding counters and queue gauges, by exporter name.
     exporters: dict[str, ExporterStats] = field(default_factory=dict)
+    #: The redaction processor, for its counters (None when redaction is off).
+    redaction: Redactor | None = None
 
     @classmethod
     def create(
@@ -50,6 +53,11 @@ class GatewayState:
         self.spanmetrics.merge(other.spanmetrics)
         self.stats.merge(other.stats)
         self.budget.overflow.update(other.budget.overflow)
+        if other.redaction is not None:
+            if self.redaction is None:
+                self.redaction = Redactor()
+            self.redaction.removed += other.redaction.removed
+            self.redaction.values.update(other.redaction.values)
         for name, stats in other.exporters.items():
             self.exporters.setdefault(name, ExporterStats()).merge(stats)
         if other.ground_truth is not None:

@@ -157,7 +157,21 @@ def render(state: GatewayState, openmetrics: bool) -> str:
     _render_spanmetrics(writer, state)
     _render_self(writer, state)
     _render_exporters(writer, state)
+    _render_redaction(writer, state)
     return writer.text()
+
+
+def _render_redaction(writer: _Writer, state: GatewayState) -> None:
+    redactor = state.redaction
+    if redactor is None:
+        return
+    name = "otelml_redaction_removed_attributes_total"
+    writer.family(name, "counter", "Attributes removed because their key is not allowed.")
+    writer.sample(name, "", redactor.removed)
+    name = "otelml_redaction_values_total"
+    writer.family(name, "counter", "Values masked or hashed, by pattern.")
+    for pattern in sorted(redactor.patterns):
+        writer.sample(name, f'pattern="{escape(pattern)}"', redactor.values[pattern])
 
 
 def _render_distributions(

@@ -1,0 +1,1 @@
+"""Processors: what happens to a request between admission and the pipeline."""
