@@ -167,6 +167,9 @@ class TracesExporter(OtlpExporter):
 
 class LogsExporter(OtlpExporter):
     protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
+    #: Loki's limits (its defaults): longer lines are truncated, larger requests split.
+    max_line_bytes: Size = 256 * 1024
+    max_request_bytes: Size = 4 * 1024 * 1024
 
 
 class MetricsExporter(_Strict):

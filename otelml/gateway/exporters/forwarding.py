@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from otelml.config import GatewayConfig, OtlpExporter
+from otelml.config import GatewayConfig, LogsExporter, OtlpExporter
+from otelml.gateway.exporters.loki import LokiLimits
 from otelml.gateway.exporters.otlp import (
     GrpcTransport,
     HttpTransport,
@@ -34,12 +35,15 @@ def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Send
         if exporter is None:
             continue
         retry = exporter.retry
+        transport = _transport(exporter, signal)  # type: ignore[arg-type]
+        if isinstance(exporter, LogsExporter):
+            transport = LokiLimits(transport, exporter.max_line_bytes, exporter.max_request_bytes)
         senders.append(
             Sender(
                 name,
                 signal,  # type: ignore[arg-type]
                 DiskQueue(root / name, config.queue.max_bytes, config.queue.fsync),
-                _transport(exporter, signal),  # type: ignore[arg-type]
+                transport,
                 RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
             )
         )
