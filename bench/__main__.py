@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench import drift, render, throughput, workers
+from bench import drift, forwarding, render, throughput, workers
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -61,6 +61,17 @@ def main() -> None:
         f"  OpenMetrics: ours {figures['ours_openmetrics_s'] * 1e3:6.1f} ms   prometheus_client "
         f"{figures['client_openmetrics_s'] * 1e3:6.1f} ms   ×{speedup_om:.0f}"
         "   target ≤ 20 ms and ≥ ×5"
+    )
+
+    queue_mbs, raw_mbs = forwarding.queue_vs_disk_median(payload)
+    print(
+        f"\ndisk queue writes {queue_mbs:,.0f} MB/s vs a raw sequential write of the same bytes "
+        f"{raw_mbs:,.0f} MB/s ({queue_mbs / raw_mbs:.2f})"
+    )
+    off, on, ratio_forwarding = forwarding.forwarding_ratio()
+    print(
+        f"forwarding: gateway end to end with the three exporters off {off:,.0f} spans/s, "
+        f"on {on:,.0f} spans/s: on/off {ratio_forwarding:.2f}   target ≥ 0.8"
     )
 
     figures_drift = drift.run()

@@ -64,7 +64,9 @@ def _accepted(admin_port: int) -> float:
     return 0.0
 
 
-def end_to_end_grpc(payload: bytes, seconds: float = 4.0, runs: int = 3, workers: int = 1) -> float:
+def end_to_end_grpc(
+    payload: bytes, seconds: float = 4.0, runs: int = 3, workers: int = 1, extra: str = ""
+) -> float:
     """Spans/s through a gateway process on `workers` cores (client on the remaining one)."""
     grpc_port, http_port, admin_port = _free_port(), _free_port(), _free_port()
     config = Path(tempfile.mkdtemp()) / "gateway.yaml"
@@ -74,6 +76,7 @@ def end_to_end_grpc(payload: bytes, seconds: float = 4.0, runs: int = 3, workers
         f"    http: {{endpoint: '127.0.0.1:{http_port}'}}\n"
         f"admin: {{endpoint: '127.0.0.1:{admin_port}'}}\n"
         + (f"workers: {workers}\n" if workers > 1 else "")
+        + extra
     )
     cores = sorted(os.sched_getaffinity(0))
     gateway_cores = set(cores[:workers]) if len(cores) > workers else set(cores)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -33,6 +35,7 @@ FsyncPolicy = Literal["always", "interval", "never"]
 _HEADER = struct.Struct("<IIQ")  # payload length, crc32 of payload, item count
 _SEGMENT_BYTES = 64 * 1024 * 1024
 _CURSOR = "cursor"
+_RECENT_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class DiskQueue:
             self._read_segment, self._read_offset = self._segments[0], 0
         self._writer = open(directory / self._name(self._segments[-1]), "ab")  # noqa: SIM115
         self._reader: BinaryIO | None = None
+        self._recent: OrderedDict[tuple[int, int], Record] = OrderedDict()
+        self._recent_bytes = 0
+        self._cursor_saved_at = 0.0
+        self._cursor_dirty = False
         self._reader_segment = -1
         self._dirty = False
         self.pending_bytes = self._measure_pending()
@@ -150,7 +157,16 @@ class DiskQueue:
             )
         if self._writer.tell() + size > self.segment_bytes and self._writer.tell() > 0:
             self._rotate()
+        offset = self._writer.tell()
         self._writer.write(_HEADER.pack(len(payload), zlib.crc32(payload), items) + payload)
+        # Recent records stay in memory too: the sender usually reads them back at once.
+        self._recent[(self._segments[-1], offset)] = Record(
+            self._segments[-1], offset, size, items, payload
+        )
+        self._recent_bytes += size
+        while self._recent_bytes > _RECENT_BYTES:
+            _, old = self._recent.popitem(last=False)
+            self._recent_bytes -= old.size
         self._writer.flush()
         if self.fsync == "always":
             os.fsync(self._writer.fileno())
@@ -166,13 +182,22 @@ class DiskQueue:
         self._writer = open(self.directory / self._name(segment), "ab")  # noqa: SIM115
 
     def sync(self) -> None:
-        """The periodic fsync of the "interval" policy."""
+        """The periodic fsync of the "interval" policy (and a pending cursor save)."""
+        if self._cursor_dirty:
+            self._save_cursor()
+            self._cursor_dirty = False
         if self._dirty:
             os.fsync(self._writer.fileno())
             self._dirty = False
 
     def _read_at(self, segment: int, offset: int) -> Record | None:
-        """One record, read straight from its offset (never the whole segment)."""
+        """One record: from memory if recent, else read straight from its offset."""
+        cached = self._recent.pop((segment, offset), None)
+        if cached is not None:
+            self._recent_bytes -= cached.size
+            self._recent[(segment, offset)] = cached  # keep it until acknowledged
+            self._recent_bytes += cached.size
+            return cached
         if self._reader is None or self._reader_segment != segment:
             if self._reader is not None:
                 self._reader.close()
@@ -201,12 +226,40 @@ class DiskQueue:
             self._read_segment, self._read_offset = later[0], 0
             self._save_cursor()
 
+    def peek_many(self, max_bytes: int) -> list[Record]:
+        """The oldest undelivered records, up to `max_bytes` of payload (at least one)."""
+        first = self.peek()
+        if first is None:
+            return []
+        records = [first]
+        size = len(first.payload)
+        offset = first.offset + first.size
+        while True:
+            record = self._read_at(first.segment, offset)
+            if record is None or size + len(record.payload) > max_bytes:
+                return records
+            records.append(record)
+            size += len(record.payload)
+            offset += record.size
+
     def ack(self, record: Record) -> None:
-        """The record is done (delivered, or dropped and counted): move past it."""
+        """The record is done (delivered, or dropped and counted): move past it.
+
+        The cursor reaches the disk at most every 50 ms (and at `sync`/`close`): after a crash
+        a few delivered records may be sent again — at least once, never lost.
+        """
+        cached = self._recent.pop((record.segment, record.offset), None)
+        if cached is not None:
+            self._recent_bytes -= cached.size
         self._read_segment, self._read_offset = record.segment, record.offset + record.size
         self.pending_bytes -= record.size
         self.pending_items -= record.items
-        self._save_cursor()
+        now = time.monotonic()
+        if now - self._cursor_saved_at > 0.05:
+            self._save_cursor()
+            self._cursor_saved_at = now
+        else:
+            self._cursor_dirty = True
 
     def _drop_segment(self, segment: int) -> None:
         if segment == self._segments[-1]:
