@@ -92,9 +92,29 @@ class Endpoint(_Strict):
         return int(self.endpoint.rpartition(":")[2])
 
 
+class Tls(_Strict):
+    """TLS 1.2+ on a receiver; with `client_ca_file`, clients must present a certificate it
+    signed (mutual TLS)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @field_validator("cert_file", "key_file", "client_ca_file")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class ReceiverEndpoint(Endpoint):
+    tls: Tls | None = None
+
+
 class OtlpReceiver(_Strict):
-    grpc: Endpoint | None = Endpoint(endpoint="0.0.0.0:4317")
-    http: Endpoint | None = Endpoint(endpoint="0.0.0.0:4318")
+    grpc: ReceiverEndpoint | None = ReceiverEndpoint(endpoint="0.0.0.0:4317")
+    http: ReceiverEndpoint | None = ReceiverEndpoint(endpoint="0.0.0.0:4318")
 
 
 class Receivers(_Strict):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import grpc
 import uvicorn
 
-from otelml.config import Endpoint, GatewayConfig
+from otelml.config import Endpoint, GatewayConfig, Tls
 from otelml.errors import ConfigError
 from otelml.gateway import admin
 from otelml.gateway.drift.engine import DriftEngine
@@ -76,6 +77,19 @@ def bind(endpoint: Endpoint) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def _uvicorn_tls(tls: Tls | None) -> dict[str, object]:
+    if tls is None:
+        return {}
+    options: dict[str, object] = {
+        "ssl_certfile": str(tls.cert_file),
+        "ssl_keyfile": str(tls.key_file),
+    }
+    if tls.client_ca_file is not None:
+        options["ssl_ca_certs"] = str(tls.client_ca_file)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
 
 
 class _Server(uvicorn.Server):
@@ -150,31 +164,45 @@ class Gateway:
             self._grpc = otlp_grpc.create_server(
                 self.pipeline, limits.max_request_bytes, reuse_port=reuse_port, guard=self.guard
             )
-            grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
+            tls = otlp.grpc.tls
+            if tls is None:
+                grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
+            else:
+                client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+                credentials = grpc.ssl_server_credentials(
+                    [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                grpc_port = self._grpc.add_secure_port(otlp.grpc.endpoint, credentials)
             if grpc_port == 0:
                 raise OSError(f"cannot listen on {otlp.grpc.endpoint}")
             await self._grpc.start()
-        apps = []
+        apps: list[tuple[object, socket.socket, Tls | None]] = []
         if admin_socket is not None:
             snapshot = admin_snapshot or self._own_state
-            apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket))
+            apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket, None))
         if receivers and http_socket is not None:
             apps.append(
                 (
                     otlp_http.create_app(self.pipeline, limits.max_request_bytes, self.guard),
                     http_socket,
+                    otlp.http.tls if otlp.http is not None else None,
                 )
             )
-        for app, sock in apps:
-            server = _Server(
-                uvicorn.Config(
-                    app,
-                    log_level="warning",
-                    lifespan="off",
-                    access_log=False,
-                    timeout_keep_alive=30,
-                )
+        for app, sock, tls in apps:
+            config = uvicorn.Config(
+                app,  # type: ignore[arg-type]
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_keep_alive=30,
+                **_uvicorn_tls(tls),  # type: ignore[arg-type]
             )
+            config.load()
+            if config.ssl is not None:
+                config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            server = _Server(config)
             self._http.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not all(s.started for s in self._http):
