@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -16,36 +13,16 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from otelml import semconv
 from otelml.gateway.distributions import default_edges
 from tests.gateway.otlp_builders import traces
-from tests.prometheus_server import free_port
+from tests.gateway_process import GatewayProcess
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
-    grpc_port, admin_port = free_port(), free_port()
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "workers: 2\nreceivers:\n  otlp:\n"
-        f"    grpc: {{endpoint: '127.0.0.1:{grpc_port}'}}\n"
-        "    http: {endpoint: '127.0.0.1:0'}\n"
-        f"admin: {{endpoint: '127.0.0.1:{admin_port}'}}\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otelml.cli", "gateway", "-c", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    gateway = GatewayProcess.configure(tmp_path, "workers: 2\n")
+    grpc_port, admin_port = gateway.grpc_port, gateway.admin_port
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin_port}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        process = gateway.start()
         rng = np.random.default_rng(3)
         sent: list[float] = []
         # A new connection per request: SO_REUSEPORT spreads connections over the workers.
@@ -77,8 +54,4 @@ def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+        gateway.kill()

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import grpc
-import httpx
 
 from otelml import semconv
 from tests.gateway.otlp_builders import traces
-from tests.prometheus_server import free_port
+from tests.gateway_process import GatewayProcess
 from tests.sinks import GrpcSink
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -32,21 +29,11 @@ def _rss(pid: int) -> int:
 def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> None:
     tempo = GrpcSink()
     tempo.mode = "unavailable"
-    grpc_port, admin_port = free_port(), free_port()
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        "receivers:\n  otlp:\n"
-        f"    grpc: {{endpoint: '127.0.0.1:{grpc_port}'}}\n"
-        "    http: {endpoint: '127.0.0.1:0'}\n"
-        f"admin: {{endpoint: '127.0.0.1:{admin_port}'}}\n"
+    gateway = GatewayProcess.configure(
+        tmp_path,
         f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', "
         "retry: {initial_interval: 200ms, max_interval: 2s}}\n"
-        f"queue: {{directory: '{tmp_path / 'queue'}'}}\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "otelml.cli", "gateway", "-c", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        f"queue: {{directory: '{tmp_path / 'queue'}'}}\n",
     )
     acknowledged: set[str] = set()
     refused = 0
@@ -55,7 +42,7 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
     def load() -> None:
         nonlocal refused
         batch = 0
-        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        with grpc.insecure_channel(gateway.grpc_endpoint) as channel:
             export = channel.unary_unary(EXPORT, request_serializer=None)
             while not stop.is_set():
                 first = 1 + 50 * batch
@@ -69,15 +56,7 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
                 time.sleep(0.05)  # ~1000 spans/s
 
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin_port}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        process = gateway.start()
         sender = threading.Thread(target=load, daemon=True)
         sender.start()
         time.sleep(5)
@@ -109,6 +88,5 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
         assert process.wait(30) == 0
     finally:
         stop.set()
-        if process.poll() is None:
-            process.kill()
+        gateway.kill()
         tempo.stop()
