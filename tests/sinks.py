@@ -7,6 +7,7 @@ and can be switched to fail: "unavailable" (retryable) or "invalid" (permanent).
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,10 +50,15 @@ class GrpcSink(Received):
     def __init__(self, port: int = 0) -> None:
         super().__init__()
         sink = self
+        #: Spans per second the sink takes at most (0: no limit) — a slow destination.
+        self.spans_per_second = 0.0
 
         class Traces(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
                 sink._check(context)
+                if sink.spans_per_second:
+                    spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+                    time.sleep(spans / sink.spans_per_second)
                 sink.add_traces(request)
                 return trace_service_pb2.ExportTraceServiceResponse()
 

@@ -199,7 +199,7 @@ class Sender:
         self.retry = retry
         self.stats = ExporterStats(signal=signal, queue_capacity=queue.max_bytes)
         #: Payload bytes sent in one call at most (below common 4 MB receive limits).
-        self.batch_bytes = 3 * 1024 * 1024
+        self.batch_bytes = 1024 * 1024
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
