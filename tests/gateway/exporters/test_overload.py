@@ -106,10 +106,10 @@ def test_twice_the_sustainable_load_for_a_minute(tmp_path: Path) -> None:
                 break
             assert time.monotonic() < deadline, f"{len(missing)} acknowledged spans missing"
             time.sleep(0.5)
+        duplicates = len(tempo.spans) - len(set(tempo.spans))
         print(
             f"created {sum(created)}, acknowledged {len(acknowledged)}, refused spans {refused}, "
-            f"delivered {len(tempo.spans)} (duplicates {len(tempo.spans) - len(set(tempo.spans))}), "
-            f"RSS MiB max {max(rss) >> 20}"
+            f"delivered {len(tempo.spans)} (duplicates {duplicates}), RSS MiB max {max(rss) >> 20}"
         )
         assert sum(created) > 1.5 * DESTINATION_SPANS_PER_S * LOAD_S  # it was 2× overload
         assert refused > 0  # the full queue pushed back (with retry hints: see test_forwarding)
