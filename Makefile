@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck bench prometheus clean
 
-$(STAMP): pyproject.toml
+# The C scanner is built by the install: rebuild when it changes.
+$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
