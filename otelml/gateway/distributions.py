@@ -23,6 +23,7 @@ from otelml.gateway.observations import (
     KIND_STRING,
     Observations,
 )
+from otelml.profile.binning import bucket_index
 
 #: Index of each reason in the `invalid` counter arrays.
 REASON_INDEX = {reason: i for i, reason in enumerate(semconv.INVALID_REASONS)}
@@ -91,7 +92,7 @@ class NumericDistribution:
             values = number[index]
             if len(values) == 0:
                 return
-        bucket = np.searchsorted(self.edges, values, side="left")
+        bucket = bucket_index(self.edges, values)  # the profile's binning rule, shared
         added = np.bincount(bucket, minlength=len(self.counts))
         self.counts += added
         filled = int(np.count_nonzero(self.counts))

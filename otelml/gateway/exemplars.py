@@ -93,12 +93,3 @@ class Exemplars:
         self.span_id[newer] = other.span_id[newer]
         self.value[newer] = other.value[newer]
         self.time_s[newer] = other.time_s[newer]
-
-    def copy(self) -> Exemplars:
-        clone = Exemplars(0)
-        clone._next_refresh = self._next_refresh
-        clone.trace_id = self.trace_id.copy()
-        clone.span_id = self.span_id.copy()
-        clone.value = self.value.copy()
-        clone.time_s = self.time_s.copy()
-        return clone

@@ -6,7 +6,7 @@ row of a model's input (a batch span with 32 rows gives 32 observations per feat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -56,9 +56,6 @@ class Observations:
     def rows(self) -> int:
         """Observations including the absent ones: the missing-rate denominator."""
         return len(self.kind) + self.absent
-
-    def with_absent(self, absent: int) -> Observations:
-        return replace(self, absent=absent)
 
     @staticmethod
     def only_absent(rows: int) -> Observations:

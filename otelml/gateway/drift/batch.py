@@ -17,6 +17,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from otelml.config import DriftRule
 from otelml.gateway.drift import methods, scores
 from otelml.profile import FeatureProfile, NumericProfile, Profile
+from otelml.profile.binning import bucket_counts
 from otelml.profile.categories import category_label
 
 
@@ -45,8 +46,7 @@ def bin_column(feature: FeatureProfile, column: pd.Series) -> tuple[np.ndarray, 
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
         finite = values[np.isfinite(values)]
         edges = np.asarray(feature.edges)
-        counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=len(edges) + 1)
-        return counts, int(len(values) - len(finite))
+        return bucket_counts(edges, finite), int(len(values) - len(finite))
     slot = {c: i for i, c in enumerate(feature.categories)}
     other = len(feature.categories)
     counts = np.zeros(other + 1, dtype=np.int64)

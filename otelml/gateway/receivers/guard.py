@@ -23,10 +23,10 @@ RETRY_AFTER_S = 1.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def resident_bytes() -> int:
-    """The process's resident set, from /proc (0 where unavailable)."""
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident set, from /proc (0 where unavailable)."""
     try:
-        with open("/proc/self/statm") as statm:
+        with open(f"/proc/{pid}/statm") as statm:
             return int(statm.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0

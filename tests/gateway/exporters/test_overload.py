@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from otelml import semconv
+from otelml.gateway.receivers.guard import resident_bytes
 from tests.gateway_process import GatewayProcess
 from tests.sinks import GrpcSink
 
@@ -36,14 +37,6 @@ class Recording(OTLPSpanExporter):
             with self.lock:
                 self.acknowledged.update(format(s.context.span_id, "016x") for s in spans)
         return result
-
-
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def test_twice_the_sustainable_load_for_a_minute(tmp_path: Path) -> None:
@@ -87,7 +80,7 @@ def test_twice_the_sustainable_load_for_a_minute(tmp_path: Path) -> None:
         end = time.monotonic() + LOAD_S
         while time.monotonic() < end:
             time.sleep(2)
-            rss.append(_rss(process.pid))
+            rss.append(resident_bytes(process.pid))
         stop.set()
         for thread in threads:
             thread.join(60)

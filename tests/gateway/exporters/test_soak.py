@@ -10,20 +10,13 @@ from pathlib import Path
 import grpc
 
 from otelml import semconv
+from otelml.gateway.receivers.guard import resident_bytes
 from tests.gateway.otlp_builders import traces
 from tests.gateway_process import GatewayProcess
 from tests.sinks import GrpcSink
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DOWN_S = 60.0
-
-
-def _rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> None:
@@ -60,12 +53,12 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
         sender = threading.Thread(target=load, daemon=True)
         sender.start()
         time.sleep(5)
-        rss_start = _rss(process.pid)
+        rss_start = resident_bytes(process.pid)
         samples = [rss_start]
         down_until = time.monotonic() + DOWN_S - 5
         while time.monotonic() < down_until:
             time.sleep(5)
-            samples.append(_rss(process.pid))
+            samples.append(resident_bytes(process.pid))
         assert tempo.spans == []
         tempo.mode = "ok"
         time.sleep(5)
@@ -75,7 +68,7 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
         while {t for t, _ in tempo.spans} != acknowledged:
             assert time.monotonic() < deadline, (len(set(tempo.spans)), len(acknowledged))
             time.sleep(0.5)
-        samples.append(_rss(process.pid))
+        samples.append(resident_bytes(process.pid))
         duplicates = len(tempo.spans) - len(set(tempo.spans))
         print(
             f"acknowledged {len(acknowledged)} spans, refused {refused} requests, "
