@@ -320,6 +320,12 @@ class FeaturesConnector:
         if not groups:
             return 0
         key_series = [series_of_key(k) for k in records.keys]
+        # Only records with a feature or prediction are inferences: a model's ground-truth
+        # span, or the span whose wide feature set went onto a log record, counts no missing.
+        is_series = np.fromiter((s is not None for s in key_series), bool, len(key_series))
+        inference = np.zeros(records.count, dtype=bool)
+        inference[leaves.record[is_series[leaves.key]]] = True
+        record_group[~inference] = -1
         leaf_group = record_group[leaves.record]
         layout = _uniform_layout(records, leaf_group) or _sorted_layout(
             records, record_group, leaf_group, key_series, len(groups)

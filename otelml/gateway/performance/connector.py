@@ -141,13 +141,14 @@ def _ids(records: Records, rows: npt.NDArray[np.int64]):  # type: ignore[no-unty
             else:
                 scalar[record] = text
     trace_hex = records.trace_id.tobytes().hex()
+    batches = set(np.unique(leaves.record[leaves.from_array.astype(bool)]).tolist())
 
     def prediction_id(record: int, row: int) -> str:
         found = explicit.get((record, row))
         if found is not None:
             return found
         if record in scalar:
-            return scalar[record] if row == 0 else f"{scalar[record]}:{row}"
+            return f"{scalar[record]}:{row}" if record in batches else scalar[record]
         return f"{trace_hex[32 * record : 32 * record + 32]}:{row}"
 
     return prediction_id

@@ -1,0 +1,1 @@
+"""Real model apps the instrumentation tests run in their own processes."""
