@@ -33,6 +33,25 @@ from typing import Any, TypeAlias
 
 from otelml import semconv
 
+
+def _exporter_encodes_none() -> bool:
+    """Whether the installed OTLP encoder accepts a null array element (newer SDKs do; 1.20
+    raises and drops the attribute)."""
+    try:
+        from opentelemetry.exporter.otlp.proto.common._internal import _encode_value
+    except ImportError:
+        return True
+    try:
+        _encode_value([None])
+    except Exception:
+        return False
+    return True
+
+
+#: False on old exporters: a missing string in a batch is then sent as "" (documented).
+NONE_IN_ARRAYS = _exporter_encodes_none()
+MISSING_STRING_FALLBACK = ""
+
 Scalar: TypeAlias = bool | int | float | str
 AttributeValue: TypeAlias = Scalar | Sequence[Scalar | None]
 
@@ -246,13 +265,17 @@ def _column(value: Any) -> list[Scalar | None]:
         value = value.tolist()
     elements = [None if (s := _scalar(v)) is None or s != s else s for v in value]  # NaN → None
     kinds = {type(v) for v in elements if v is not None}
-    if len(kinds) <= 1:
-        if kinds == {float}:
-            return [math.nan if v is None else v for v in elements]
-        return elements
-    if kinds <= {int, float}:
+    if kinds == {float} or (len(kinds) > 1 and kinds <= {int, float}):
         return [math.nan if v is None else float(v) for v in elements]
-    return [None if v is None else str(v) for v in elements]
+    if len(kinds) > 1:
+        elements = [None if v is None else str(v) for v in elements]
+    if NONE_IN_ARRAYS or None not in elements:
+        return elements
+    # An exporter that cannot encode a null element drops the whole attribute: numbers
+    # become floats (NaN = missing), strings get "" in the gap (see MISSING_STRING_FALLBACK).
+    if kinds <= {int, bool}:
+        return [math.nan if v is None else float(v) for v in elements]
+    return [MISSING_STRING_FALLBACK if v is None else v for v in elements]
 
 
 def _is_missing(value: Any) -> bool:

@@ -189,3 +189,11 @@ def _is_sdk_logger_provider(provider: Any) -> bool:
 def _exports_logs(handler: logging.Handler) -> bool:
     """A handler that already sends records over OTLP (ours, or the SDK's/instrumentation's)."""
     return isinstance(handler, OtlpLogHandler) or type(handler).__name__ == "LoggingHandler"
+
+
+def flush(timeout_millis: int = 5_000) -> None:
+    """Export what the global providers hold now (app shutdown hooks call this)."""
+    for provider in (trace.get_tracer_provider(), get_logger_provider()):
+        force_flush = getattr(provider, "force_flush", None)
+        if force_flush is not None:
+            force_flush(timeout_millis)

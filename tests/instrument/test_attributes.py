@@ -127,3 +127,15 @@ def test_batch_rows_must_agree() -> None:
     assert batch_rows(feature_columns({"a": [1, 2]}), prediction_columns(0.5)) == 2
     with pytest.raises(ValueError, match="disagree"):
         batch_rows(feature_columns({"a": [1, 2]}), prediction_columns([1, 2, 3]))
+
+
+def test_exporters_without_null_elements_get_nan_and_empty_strings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otelml.instrument import attributes
+
+    monkeypatch.setattr(attributes, "NONE_IN_ARRAYS", False)
+    columns = feature_columns([{"p": "x", "n": 1, "b": True}, {}])
+    assert columns.values["p"] == ["x", attributes.MISSING_STRING_FALLBACK]
+    assert _same(columns.values["n"], [1.0, math.nan])
+    assert _same(columns.values["b"], [1.0, math.nan])

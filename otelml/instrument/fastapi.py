@@ -1,0 +1,324 @@
+"""FastAPI: traces (opentelemetry-instrumentation-fastapi) plus `ml.*` attributes, one call.
+
+    app = FastAPI()
+    ...routes...
+    otelml.instrument.fastapi.instrument(app, model="churn", version="3")
+
+Features come from the request's pydantic body model and predictions from the response
+model, read from the objects the handler receives and returns — the handler is not touched
+and no body is parsed twice. By default every field of the body model is a feature and every
+field of the response model an output; mark fields to choose instead:
+
+    class Applicant(BaseModel):
+        age: Annotated[float, Feature()]
+        plan: Annotated[str, Feature()]
+        request_id: str                         # not a feature: unmarked in a marked model
+
+    class Scored(BaseModel):
+        churn: Annotated[float, Prediction()]   # output "churn"
+        explanation: str
+
+A `list[Row]` field makes a batch (one array element per row; scalar fields next to it apply
+to every row); `list[float]` outputs give one prediction per row. `features=[...]` /
+`predictions=[...]` name the fields without touching the models.
+
+Recording never breaks a request: what cannot be read is counted in `stats()` by reason and
+said once in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import types
+import typing
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from otelml.instrument.logs import warn_once
+from otelml.instrument.recording import record
+from otelml.instrument.setup import flush
+
+_log = logging.getLogger("otelml.instrument.fastapi")
+_warn = warn_once(_log)
+_stats: Counter[str] = Counter()
+
+
+class Feature:
+    """Marks a request field as a model feature: `Annotated[float, Feature()]`."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+
+
+class Prediction:
+    """Marks a response field as a model output: `Annotated[float, Prediction("churn")]`."""
+
+    def __init__(self, output: str | None = None) -> None:
+        self.output = output
+
+
+def stats() -> dict[str, int]:
+    """Inferences recorded and not recorded (by reason) since the process started."""
+    return dict(_stats)
+
+
+def instrument(
+    app: Any,
+    *,
+    model: str,
+    version: str | int | None = None,
+    features: Sequence[str] | None = None,
+    predictions: Sequence[str] | None = None,
+    paths: Sequence[str] | None = None,
+    tracer_provider: Any = None,
+) -> Any:
+    """Trace `app` and record features/predictions of its model routes; returns `app`.
+
+    `paths` limits recording to those route paths (default: every route whose body is a
+    pydantic model). Routes added after this call are picked up at their first request.
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider)
+    options = _Options(model, None if version is None else str(version), features, predictions)
+    wrapper = _RouteWrapper(app, options, set(paths) if paths is not None else None)
+    wrapper.wrap_new_routes()
+    app.add_middleware(_LateRoutes, wrapper=wrapper)
+    _flush_on_shutdown(app)
+    return app
+
+
+def _flush_on_shutdown(app: Any) -> None:
+    """Flush spans and logs when the app stops: servers such as uvicorn re-raise SIGTERM after
+    a graceful shutdown, so the SDK's atexit flush would never run."""
+    lifespan = app.router.lifespan_context
+    if getattr(lifespan, "_otelml", False):
+        return
+
+    @contextlib.asynccontextmanager
+    async def flushing(app_: Any) -> AsyncIterator[Any]:
+        async with lifespan(app_) as state:
+            yield state
+        flush()
+
+    flushing._otelml = True  # type: ignore[attr-defined]
+    app.router.lifespan_context = flushing
+
+
+@dataclass(frozen=True)
+class _Options:
+    model: str
+    version: str | None
+    features: Sequence[str] | None
+    predictions: Sequence[str] | None
+
+
+class _RouteWrapper:
+    def __init__(self, app: Any, options: _Options, paths: set[str] | None) -> None:
+        self.app = app
+        self.options = options
+        self.paths = paths
+        self.seen = 0
+
+    def wrap_new_routes(self) -> None:
+        from fastapi.routing import APIRoute
+
+        routes = self.app.router.routes
+        for route in routes[self.seen :]:
+            call = route.dependant.call if isinstance(route, APIRoute) else None
+            if call is None or getattr(call, "_otelml", False):
+                continue
+            if self.paths is not None and route.path not in self.paths:
+                continue
+            plan = _plan(route, self.options)
+            if plan is None:
+                continue
+            route.dependant.call = _wrap(call, plan, self.options)
+        self.seen = len(routes)
+
+
+class _LateRoutes:
+    """ASGI middleware: wraps routes declared after `instrument()` before they first run."""
+
+    def __init__(self, app: Any, wrapper: _RouteWrapper) -> None:
+        self.app = app
+        self.wrapper = wrapper
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if len(self.wrapper.app.router.routes) != self.wrapper.seen:
+            self.wrapper.wrap_new_routes()
+        await self.app(scope, receive, send)
+
+
+# --- what to read from a route ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    body_param: str
+    features: dict[str, str]  # field → feature name (top level)
+    rows_field: str | None  # a list[Model] field: one row per element
+    row_features: dict[str, str]  # field of the row model → feature name
+    outputs: dict[str, str] | None  # response field → output (None: all fields)
+
+
+def _plan(route: Any, options: _Options) -> _Plan | None:
+    from pydantic import BaseModel
+
+    hints = _hints(route.dependant.call)
+    body = [
+        (name, hint)
+        for name, hint in hints.items()
+        if name != "return" and _is_model(_strip(hint), BaseModel)
+    ]
+    if len(body) != 1:
+        return None  # no (or several) pydantic bodies: not a model route
+    name, hint = body[0]
+    request_model = _strip(hint)
+    chosen = options.features
+    features = _fields(request_model, Feature, chosen)
+    rows_field, row_features = None, {}
+    for field, info in request_model.model_fields.items():
+        row_model = _list_item_model(info.annotation, BaseModel)
+        if row_model is not None:
+            rows_field = field
+            row_features = _fields(row_model, Feature, chosen)
+            features.pop(field, None)
+            break
+    response_model = getattr(route, "response_model", None) or _strip(hints.get("return"))
+    outputs = None
+    if _is_model(response_model, BaseModel):
+        outputs = _fields(response_model, Prediction, options.predictions)
+    return _Plan(name, features, rows_field, row_features, outputs)
+
+
+def _fields(model: Any, marker: type, chosen: Sequence[str] | None) -> dict[str, str]:
+    """Fields of a pydantic model to read: named ones, else marked ones, else all."""
+    fields = model.model_fields
+    if chosen is not None:
+        return {f: f for f in chosen if f in fields}
+    marked = {}
+    for field, info in fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, marker):
+                label = getattr(meta, "name", None) or getattr(meta, "output", None)
+                marked[field] = label or field
+    return marked or {f: f for f in fields}
+
+
+def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(call):
+
+        @functools.wraps(call)
+        async def async_endpoint(**values: Any) -> Any:
+            result = await call(**values)
+            _record(plan, options, values.get(plan.body_param), result)
+            return result
+
+        endpoint: Callable[..., Any] = async_endpoint
+    else:
+
+        @functools.wraps(call)
+        def sync_endpoint(**values: Any) -> Any:
+            result = call(**values)
+            _record(plan, options, values.get(plan.body_param), result)
+            return result
+
+        endpoint = sync_endpoint
+    endpoint._otelml = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
+    try:
+        features = _features(plan, body)
+        prediction = _prediction(plan, result)
+        record(features, prediction, model=options.model, version=options.version)
+        _stats["recorded"] += 1
+    except Exception as error:  # never break the request
+        reason = type(error).__name__
+        _stats[f"failed:{reason}"] += 1
+        _warn(reason, f"otelml could not record an inference ({reason}: {error}); counted")
+
+
+def _features(plan: _Plan, body: Any) -> Any:
+    if body is None:
+        return None
+    top = {name: getattr(body, field, None) for field, name in plan.features.items()}
+    if plan.rows_field is None:
+        return top
+    rows = getattr(body, plan.rows_field, None) or []
+    columns: dict[str, Any] = {
+        name: [getattr(row, field, None) for row in rows]
+        for field, name in plan.row_features.items()
+    }
+    columns.update(top)  # scalars next to the rows apply to every row
+    return columns
+
+
+def _prediction(plan: _Plan, result: Any) -> Any:
+    if result is None:
+        return None
+    if plan.outputs is not None and hasattr(result, "model_fields"):
+        values = {output: getattr(result, field, None) for field, output in plan.outputs.items()}
+    elif hasattr(result, "model_dump"):
+        values = result.model_dump()
+    elif isinstance(result, dict):
+        values = dict(result)
+    else:
+        return result  # a bare value or list: the single output
+    out = {}
+    for output, value in values.items():
+        if isinstance(value, list) and value and hasattr(value[0], "model_dump"):
+            out.update(_columns([v.model_dump() for v in value]))  # rows of outputs
+        elif value is not None:
+            out[output] = value
+    return out or None
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
+# --- typing helpers -----------------------------------------------------------------------
+
+
+def _hints(call: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(call, include_extras=True)
+    except Exception:
+        return {}
+
+
+def _strip(hint: Any) -> Any:
+    """`Annotated[X, ...]` and `X | None` → X."""
+    while True:
+        origin = typing.get_origin(hint)
+        if origin is typing.Annotated:
+            hint = typing.get_args(hint)[0]
+            continue
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if origin in (typing.Union, types.UnionType) and len(args) == 1:
+            hint = args[0]
+            continue
+        return hint
+
+
+def _is_model(hint: Any, base: type) -> bool:
+    return isinstance(hint, type) and issubclass(hint, base)
+
+
+def _list_item_model(hint: Any, base: type) -> Any:
+    hint = _strip(hint)
+    if typing.get_origin(hint) in (list, tuple, Sequence):
+        args = typing.get_args(hint)
+        if args and _is_model(_strip(args[0]), base):
+            return _strip(args[0])
+    return None
