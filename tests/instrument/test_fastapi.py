@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -72,8 +71,10 @@ def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) ->
         with running_gateway(config) as gw:
             port = _free_port()
             app = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "tests.instrument.apps.fastapi_app:app"]
-                + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                [
+                    *(sys.executable, "-m", "uvicorn", "tests.instrument.apps.fastapi_app:app"),
+                    *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+                ],
                 env={
                     **os.environ,
                     "PYTHONPATH": str(ROOT),
