@@ -31,9 +31,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The oldest OpenTelemetry SDK the app side supports (BentoML 1.4 pins ~= 1.20): its own venv.
+SDK_FLOOR := .venv-sdk-floor
+$(SDK_FLOOR)/.installed:
+	$(PYTHON) -m venv $(SDK_FLOOR)
+	$(SDK_FLOOR)/bin/pip install -q "opentelemetry-sdk==1.20.*" \
+	  "opentelemetry-exporter-otlp-proto-grpc==1.20.*" "opentelemetry-exporter-otlp-proto-http==1.20.*" \
+	  numpy "pandas<3"
+	touch $@
+
 ## test: lint, type check and the whole test suite against real components
-test: $(STAMP) prometheus lint typecheck
-	OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
+test: $(STAMP) $(SDK_FLOOR)/.installed prometheus lint typecheck
+	OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
 BENCH_VENV := .bench-venv
 
@@ -48,4 +57,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_FLOOR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""Extra Python environments some tests run app code in (made by `make test`).
+
+A missing environment skips those tests on a developer's machine, and fails them under CI
+(`CI` or `OTELML_REQUIRE_ALL` set): CI never passes by skipping a real component.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The oldest OpenTelemetry SDK otelml.instrument supports: BentoML 1.4's floor (~= 1.20).
+SDK_FLOOR = ROOT / ".venv-sdk-floor" / "bin" / "python"
+
+
+def require(python: Path, made_by: str) -> str:
+    if python.exists():
+        return str(python)
+    message = f"{python.parent.parent.name} is missing: run `{made_by}`"
+    if os.environ.get("OTELML_REQUIRE_ALL") or os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
