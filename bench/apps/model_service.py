@@ -1,0 +1,55 @@
+"""The FastAPI model service of the app-side benchmark, in three set-ups (BENCH_MODE):
+`bare` (no telemetry), `otel` (opentelemetry-instrumentation-fastapi, its defaults) and
+`otelml` (otelml.instrument.fastapi recording 20 features and 2 outputs). Telemetry goes to
+OTEL_EXPORTER_OTLP_ENDPOINT (a blackhole OTLP server in the bench)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel, create_model
+from sklearn.linear_model import LogisticRegression
+
+FEATURES = [f"f{i}" for i in range(20)]
+rng = np.random.default_rng(0)
+_x = rng.normal(size=(2000, 20))
+model = LogisticRegression(max_iter=300).fit(_x, (_x[:, 0] + _x[:, 1] > 0).astype(int))
+
+Row = create_model("Row", **{name: (float, ...) for name in FEATURES})  # type: ignore[call-overload]
+
+
+class Scored(BaseModel):
+    label: int
+    probability: float
+
+
+app = FastAPI()
+
+
+@app.post("/predict")
+def predict(row: Row) -> Scored:  # type: ignore[valid-type]
+    values = np.fromiter((getattr(row, name) for name in FEATURES), float, 20).reshape(1, -1)
+    probability = float(model.predict_proba(values)[0, 1])
+    return Scored(label=int(probability > 0.5), probability=probability)
+
+
+mode = os.environ.get("BENCH_MODE", "bare")
+if mode == "otel":
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    FastAPIInstrumentor.instrument_app(app)
+elif mode == "otelml":
+    from otelml import instrument
+    from otelml.instrument.fastapi import instrument as instrument_fastapi
+
+    instrument.configure(service_name="bench-model", logs=False)
+    instrument_fastapi(app, model="bench", version="1")
