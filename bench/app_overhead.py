@@ -63,12 +63,16 @@ async def _load(port: int, seconds: float, connections: int) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
-def requests_per_second(mode: str, sink_port: int, seconds: float = 3.0) -> float:
+def requests_per_second(
+    mode: str, sink_port: int, model: str = "linear", seconds: float = 3.0
+) -> float:
     port = _free_port()
     cores = sorted(os.sched_getaffinity(0))
     env = {
         **os.environ,
         "BENCH_MODE": mode,
+        "BENCH_MODEL": model,
+        "OMP_NUM_THREADS": "1",  # one core: an OpenMP pool would only spin against itself
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",
         "PYTHONPATH": str(ROOT),
@@ -102,14 +106,14 @@ def requests_per_second(mode: str, sink_port: int, seconds: float = 3.0) -> floa
         server.wait(10)
 
 
-def run(rounds: int = 3) -> dict[str, float]:
+def run(model: str = "linear", rounds: int = 3) -> dict[str, float]:
     cores = sorted(os.sched_getaffinity(0))
     sink = Blackhole(set(cores[1:]) or set(cores))  # on the load client's core
     try:
         rates: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(rounds):
             for mode in MODES:
-                rates[mode].append(requests_per_second(mode, sink.port))
+                rates[mode].append(requests_per_second(mode, sink.port, model))
     finally:
         sink.stop()
     out = {mode: statistics.median(values) for mode, values in rates.items()}
@@ -122,8 +126,14 @@ def run(rounds: int = 3) -> dict[str, float]:
     return out
 
 
+def report(model: str, results: dict[str, float]) -> str:
+    rates = ", ".join(f"{mode} {results[mode]:,.0f}" for mode in MODES)
+    return (
+        f"{model:6s} requests/s: {rates}; "
+        f"(c)/(b) = {results['c/b']:.2f}, (c)/(a) = {results['c/a']:.2f}"
+    )
+
+
 if __name__ == "__main__":
-    results = run()
-    for mode in MODES:
-        print(f"{mode:7s} {results[mode]:8,.0f} requests/s")
-    print(f"(c)/(b) = {results['c/b']:.2f}   (c)/(a) = {results['c/a']:.2f}")
+    for model in ("linear", "gbdt"):
+        print(report(model, run(model)))

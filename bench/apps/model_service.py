@@ -1,7 +1,8 @@
 """The FastAPI model service of the app-side benchmark, in three set-ups (BENCH_MODE):
 `bare` (no telemetry), `otel` (opentelemetry-instrumentation-fastapi, its defaults) and
 `otelml` (otelml.instrument.fastapi recording 20 features and 2 outputs). Telemetry goes to
-OTEL_EXPORTER_OTLP_ENDPOINT (a blackhole OTLP server in the bench)."""
+OTEL_EXPORTER_OTLP_ENDPOINT (a blackhole OTLP server in the bench). BENCH_MODEL picks the
+model."""
 
 from __future__ import annotations
 
@@ -10,12 +11,19 @@ import os
 import numpy as np
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 FEATURES = [f"f{i}" for i in range(20)]
 rng = np.random.default_rng(0)
 _x = rng.normal(size=(2000, 20))
-model = LogisticRegression(max_iter=300).fit(_x, (_x[:, 0] + _x[:, 1] > 0).astype(int))
+_y = (_x[:, 0] + _x[:, 1] > 0).astype(int)
+# "linear": a model that costs next to nothing, so telemetry costs show in full; "gbdt": a
+# gradient-boosted model of 100 trees, closer to what model services serve.
+if os.environ.get("BENCH_MODEL", "linear") == "gbdt":
+    model = HistGradientBoostingClassifier(max_iter=100).fit(_x, _y)
+else:
+    model = LogisticRegression(max_iter=300).fit(_x, _y)
 
 Row = create_model("Row", **{name: (float, ...) for name in FEATURES})  # type: ignore[call-overload]
 
