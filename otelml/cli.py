@@ -1,4 +1,4 @@
-"""The `otelml` command: gateway, profile build, demo."""
+"""The `otelml` command: gateway, proxy, profile build, drift, demo."""
 
 from __future__ import annotations
 
@@ -33,6 +33,35 @@ def _gateway(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except OSError as exc:
         print(f"otelml gateway: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from otelml.proxy import ProxySettings, load, serve
+
+    try:
+        rules = load(args.config)
+    except ConfigError as exc:
+        print(f"otelml proxy: invalid rules ({args.config}):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.check:
+        print("rules ok")
+        return 0
+    settings = ProxySettings(
+        upstream=args.upstream,
+        rules=rules,
+        listen=args.listen,
+        admin=args.admin or None,
+        gateway=args.gateway,
+        timeout=args.timeout,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except (OSError, ValueError) as exc:
+        print(f"otelml proxy: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -89,6 +118,34 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("-c", "--config", help="gateway.yaml (default: built-in defaults)")
     gateway.add_argument("--check", action="store_true", help="validate the config and exit")
     gateway.set_defaults(func=_gateway)
+
+    proxy = commands.add_parser(
+        "proxy",
+        help="reverse-proxy sidecar: ml.* spans from a JSON model server's traffic",
+        description="Forward every request to --upstream unchanged; requests matching a rule "
+        "in the rules file also leave a span with their features and predictions. The proxy "
+        "answers by itself only 502 (upstream unreachable) and 504 (upstream timed out). "
+        "Spans go over OTLP as the OTEL_* variables say (default grpc, localhost:4317).",
+    )
+    proxy.add_argument("--upstream", required=True, help="the model server, e.g. http://tfs:8501")
+    proxy.add_argument("-c", "--config", required=True, help="rules.yaml")
+    proxy.add_argument("--listen", default="0.0.0.0:8080", help="host:port (default %(default)s)")
+    proxy.add_argument(
+        "--admin",
+        default="0.0.0.0:9465",
+        help="host:port of /metrics and /healthz; empty to disable (default %(default)s)",
+    )
+    proxy.add_argument(
+        "--gateway", help="OTLP endpoint of the gateway (overrides OTEL_EXPORTER_OTLP_ENDPOINT)"
+    )
+    proxy.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the upstream before answering 504 (default %(default)s)",
+    )
+    proxy.add_argument("--check", action="store_true", help="validate the rules and exit")
+    proxy.set_defaults(func=_proxy)
 
     add_profile_commands(commands)
 
