@@ -25,6 +25,7 @@ DataFrame of named outputs (each a scalar or a column).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -127,20 +128,29 @@ def ml_attributes(
         attributes[semconv.MODEL_VERSION] = str(version)
     if features is not None:
         for name, value in features.values.items():
-            attributes[semconv.FEATURE_PREFIX + name] = value
+            attributes[_feature_key(name)] = value
     if predictions is not None:
         for output, value in predictions.values.items():
-            key = (
-                semconv.PREDICTION
-                if output == semconv.DEFAULT_OUTPUT
-                else semconv.PREDICTION_PREFIX + output
-            )
-            attributes[key] = value
+            attributes[_prediction_key(output)] = value
     if prediction_id is not None:
         attributes[semconv.PREDICTION_ID] = (
             prediction_id if isinstance(prediction_id, str) else [str(i) for i in prediction_id]
         )
     return attributes
+
+
+@functools.lru_cache(maxsize=4096)
+def _feature_key(name: str) -> str:
+    return semconv.FEATURE_PREFIX + name
+
+
+@functools.lru_cache(maxsize=4096)
+def _prediction_key(output: str) -> str:
+    return (
+        semconv.PREDICTION
+        if output == semconv.DEFAULT_OUTPUT
+        else semconv.PREDICTION_PREFIX + output
+    )
 
 
 def batch_rows(*columns: Columns | None) -> int | None:
@@ -224,7 +234,12 @@ def _is_numpy_array(value: Any) -> bool:
     return type(value).__name__ == "ndarray" and type(value).__module__ == "numpy"
 
 
+_PLAIN = frozenset({bool, int, float, str, type(None)})
+
+
 def _is_column(value: Any) -> bool:
+    if type(value) in _PLAIN:  # the common case first: no ABC checks per value
+        return False
     if isinstance(value, (str, bytes, Mapping)):
         return False
     if _is_numpy_array(value):
@@ -238,8 +253,8 @@ def _is_numpy_scalar(value: Any) -> bool:
 
 def _scalar(value: Any) -> Scalar | None:
     """One value as an attribute scalar; None for a missing value."""
-    if value is None:
-        return None
+    if type(value) in _PLAIN:
+        return value  # type: ignore[no-any-return]
     if _is_numpy_scalar(value):
         value = value.item()
     if isinstance(value, (bool, str)):
