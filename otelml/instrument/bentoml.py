@@ -39,13 +39,16 @@ counted and said once. Recording never breaks a request: what cannot be read is 
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opentelemetry import trace
+from opentelemetry._logs import get_logger_provider
 
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
@@ -117,9 +120,85 @@ def record_api(
             spec,
             options,
         )
+        _flush_on_shutdown(method)
         return method
 
     return decorate
+
+
+def flush(timeout_millis: int = 5_000) -> None:
+    """Export what BentoML's tracer provider and the OTLP log providers hold, within the timeout.
+
+    Runs by itself when the service stops (see `_flush_on_shutdown`); call it from a
+    `@bentoml.on_shutdown` method of a service that does not use `record_api`.
+    """
+    providers: list[Any] = [trace.get_tracer_provider(), get_logger_provider()]
+    try:
+        from bentoml._internal.configuration.containers import (  # type: ignore[import-not-found,unused-ignore]
+            BentoMLContainer,
+        )
+        from bentoml._internal.monitoring.api import (  # type: ignore[import-not-found,unused-ignore]
+            _MONITOR_INSTANCES,
+        )
+
+        providers.append(BentoMLContainer.tracer_provider.get())
+        providers += [getattr(m, "logger_provider", None) for m in _MONITOR_INSTANCES.values()]
+    except Exception as error:  # a BentoML without these internals: flush what we can
+        _warn(
+            "flush", f"otelml: BentoML's providers not found ({error!r}); flushing the global ones"
+        )
+    deadline = time.monotonic() + timeout_millis / 1000  # one budget for all: shutdown waits
+    for provider in dict.fromkeys(p for p in providers if p is not None):
+        force_flush = getattr(provider, "force_flush", None)
+        left = int((deadline - time.monotonic()) * 1000)
+        if force_flush is not None and left > 0:
+            force_flush(left)
+
+
+def _flush_on_shutdown(method: Any) -> None:
+    """Give the service class a shutdown hook that calls `flush`, when the class is created.
+
+    BentoML's worker runs under uvicorn, which ends the process by re-raising SIGTERM after a
+    graceful shutdown, so the SDK's atexit flush never runs and the spans of the last seconds
+    would be lost. Shutdown hooks (`@bentoml.on_shutdown`: members marked
+    `__bentoml_shutdown_hook__`) do run; the API method adds one to the class it is defined
+    in through `__set_name__`, which Python calls for every attribute of a new class.
+    """
+    cls = type(method)
+    flushing = _FLUSHING.get(cls)
+    if flushing is None:
+        namespace = {"__slots__": (), "__set_name__": _add_hook, "__module__": cls.__module__}
+        flushing = type(cls.__name__, (cls,), namespace)
+        flushing.__qualname__ = cls.__qualname__
+        _FLUSHING[cls] = flushing
+    try:
+        method.__class__ = flushing
+    except TypeError:  # another layout: no automatic hook, say how to add one
+        _warn(
+            "hook",
+            "otelml: add a @bentoml.on_shutdown method calling "
+            "otelml.instrument.bentoml.flush() so the last spans are not lost at shutdown",
+        )
+
+
+_FLUSHING: dict[type, type] = {}
+
+
+def _add_hook(method: Any, owner: type, name: str) -> None:
+    parent = getattr(super(type(method), method), "__set_name__", None)
+    if parent is not None:
+        parent(owner, name)
+    if not hasattr(owner, _HOOK):
+        setattr(owner, _HOOK, _shutdown_hook)
+
+
+def _shutdown_hook(service: Any) -> None:
+    flush()
+
+
+_shutdown_hook.__bentoml_shutdown_hook__ = True  # type: ignore[attr-defined]
+#: The hook's name on the service class (BentoML skips names starting with "__").
+_HOOK = "_otelml_flush_on_shutdown"
 
 
 def _is_api_method(value: Any) -> bool:
@@ -132,7 +211,7 @@ def _is_api_method(value: Any) -> bool:
 def _keeping_input(spec: Any, api: str) -> Any:
     """`spec`, whose request parsing also keeps the parsed input for the response side."""
 
-    class Input(spec):  # type: ignore[misc,valid-type]
+    class Input(spec):  # type: ignore[misc]
         @classmethod
         async def from_http_request(cls, request: Any, serde: Any) -> Any:
             data = await super().from_http_request(request, serde)
@@ -145,7 +224,7 @@ def _keeping_input(spec: Any, api: str) -> Any:
 def _recording_output(spec: Any, input_spec: Any, options: _Options) -> Any:
     """`spec`, whose response rendering first records the kept input with this output."""
 
-    class Output(spec):  # type: ignore[misc,valid-type]
+    class Output(spec):  # type: ignore[misc]
         @classmethod
         async def to_http_response(cls, obj: Any, serde: Any) -> Any:
             pending = _pending.get()
@@ -269,6 +348,4 @@ def _is_root_model(value: Any) -> bool:
 
 
 def _is_stream(value: Any) -> bool:
-    import inspect
-
     return inspect.isgenerator(value) or inspect.isasyncgen(value)
