@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench prometheus clean
+.PHONY: demo test lint typecheck bench prometheus bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
@@ -25,8 +25,8 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check otelml tests bench
-	$(BIN)/ruff format --check otelml tests bench
+	$(BIN)/ruff check otelml tests bench examples
+	$(BIN)/ruff format --check otelml tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -40,8 +40,15 @@ $(SDK_FLOOR)/.installed:
 	  numpy "pandas<3"
 	touch $@
 
+# The BentoML example's own environments (BentoML 1.4 with today's OpenTelemetry SDK, and with
+# the floor of its range, SDK 1.20): venv.sh keeps one whose requirements did not change.
+BENTOML_EXAMPLE := examples/bentoml_service
+bentoml-venvs:
+	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml $(BENTOML_EXAMPLE)/requirements.txt
+	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml-floor $(BENTOML_EXAMPLE)/requirements-floor.txt
+
 ## test: lint, type check and the whole test suite against real components
-test: $(STAMP) $(SDK_FLOOR)/.installed prometheus lint typecheck
+test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus lint typecheck
 	OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
 BENCH_VENV := .bench-venv
@@ -57,4 +64,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SDK_FLOOR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_FLOOR) .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache
