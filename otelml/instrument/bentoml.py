@@ -33,7 +33,9 @@ one output per field (`predictions=[...]` picks some); a list of models gives ro
 Spans come from BentoML's tracing configuration (`tracing: {exporter_type: otlp, sample_rate:
 1.0, otlp: ...}`): with its default sample rate of 0 no span records anything, which is
 counted and said once. Recording never breaks a request: what cannot be read is counted in
-`stats()` by reason and said once in the log; exports run in the SDK's batch processor.
+`stats()` by reason and said once in the log; exports run in the SDK's batch processor. The
+service class also gets a shutdown hook that flushes them (`flush`). Only requests through
+BentoML's HTTP server are recorded, not in-process calls of the method.
 """
 
 from __future__ import annotations
