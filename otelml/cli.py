@@ -59,7 +59,12 @@ def _proxy(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     try:
-        asyncio.run(serve(settings))
+        try:  # uvloop, when installed, halves the cost of the proxy's socket calls
+            import uvloop
+
+            uvloop.run(serve(settings))
+        except ImportError:
+            asyncio.run(serve(settings))
     except (OSError, ValueError) as exc:
         print(f"otelml proxy: {exc}", file=sys.stderr)
         return 1

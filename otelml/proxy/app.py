@@ -16,14 +16,12 @@ JSON is parsed only after the client has its response, and never on other routes
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.semconv.attributes import (
@@ -41,6 +39,7 @@ from otelml import __version__
 from otelml.proxy.extract import Body, Extractor, Problems
 from otelml.proxy.metrics import UNMATCHED, ProxyMetrics
 from otelml.proxy.rules import Route, Rules
+from otelml.proxy.upstream import UpstreamError, UpstreamPool
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,6 +52,11 @@ HOP_BY_HOP = frozenset(
 )
 _DROPPED_UPSTREAM = HOP_BY_HOP | {b"expect", b"traceparent", b"tracestate"}
 _JSON = [(b"content-type", b"application/json")]
+_ERRORS = {
+    "connect": (502, "cannot connect to upstream"),
+    "timeout": (504, "upstream timed out"),
+    "protocol": (502, "upstream broke the protocol"),
+}
 
 
 def _error_body(status: int, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -111,25 +115,11 @@ class ProxyApp:
             )
             for route in rules.routes
         ]
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            # No pool cap: clients already bound concurrency, and a pool wait would be
-            # reported as a timeout that the upstream never had.
-            follow_redirects=False,
-            trust_env=False,
-            # httpcore writes the head and the body of a request separately: without
-            # TCP_NODELAY, Nagle's algorithm holds the body until the upstream's delayed ACK
-            # (~40 ms on Linux) on every request.
-            transport=httpx.AsyncHTTPTransport(
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            ),
-            # Set-Cookie of one client must never be sent with another client's request.
-            cookies=_NoCookies(),
-        )
+        self.timeout = timeout
+        self.pool = UpstreamPool(upstream, timeout=timeout, connect_timeout=min(timeout, 10.0))
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        self.pool.close()
 
     def _match(self, method: str, path: str) -> tuple[_CompiledRoute, dict[str, str]] | None:
         for compiled in self.routes:
@@ -165,12 +155,12 @@ class ProxyApp:
 
         keep = matched is not None
         request_body, content = await self._request_body(receive, headers, keep)
-        url = self.upstream + scope["raw_path"].decode("latin-1")
+        target: bytes = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
-            url += "?" + scope["query_string"].decode("latin-1")
+            target += b"?" + scope["query_string"]
         route_label = matched[0].label if matched is not None else UNMATCHED
         status, response_body, response_encoding = await self._exchange(
-            method, url, forwarded, content, send, keep, route_label
+            method, target, forwarded, content, send, keep, route_label
         )
         end_ns = time.time_ns()
         self.metrics.request(route_label, method, status)
@@ -247,7 +237,7 @@ class ProxyApp:
         message = await receive()
         first: bytes = message.get("body", b"")
         if not message.get("more_body", False):
-            return first, first
+            return (first if len(first) <= self.limit else None), first
         length = headers.get("content-length", "")
         if keep and not (length.isdigit() and int(length) > self.limit):
             chunks = [first]
@@ -266,7 +256,7 @@ class ProxyApp:
     async def _exchange(
         self,
         method: str,
-        url: str,
+        target: bytes,
         headers: list[tuple[bytes, bytes]],
         content: bytes | AsyncIterator[bytes],
         send: Send,
@@ -277,34 +267,31 @@ class ProxyApp:
 
         Returns the status, the body kept for extraction (None: not kept) and its encoding.
         """
-        request = self.client.build_request(method, url, headers=headers, content=content)
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
-            self.metrics.upstream_errors.labels(route_label, "timeout").inc()
-            return await _answer(send, *_error_body(504, "upstream timed out")), None, ""
-        except httpx.ConnectError:
-            self.metrics.upstream_errors.labels(route_label, "connect").inc()
-            return await _answer(send, *_error_body(502, "cannot connect to upstream")), None, ""
-        except httpx.TransportError:
-            self.metrics.upstream_errors.labels(route_label, "protocol").inc()
-            return await _answer(send, *_error_body(502, "upstream broke the protocol")), None, ""
+            response = await self.pool.request(method.encode(), target, headers, content)
+        except UpstreamError as exc:
+            self.metrics.upstream_errors.labels(route_label, exc.reason).inc()
+            status, message = _ERRORS[exc.reason]
+            return await _answer(send, *_error_body(status, message)), None, ""
         try:
-            status = response.status_code
-            raw = response.headers.raw
+            status = response.status
             await send(
                 {
                     "type": "http.response.start",
                     "status": status,
-                    "headers": _without_hop_by_hop(raw, HOP_BY_HOP),
+                    "headers": _without_hop_by_hop(response.headers, HOP_BY_HOP),
                 }
             )
             keep = keep and 200 <= status < 300
-            encoding = response.headers.get("content-encoding", "") if keep else ""
+            encoding = ""
+            if keep:
+                for name, value in response.headers:
+                    if name.lower() == b"content-encoding":
+                        encoding = value.decode("latin-1")
             kept: list[bytes] | None = [] if keep else None
             size = 0
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.chunks(self.timeout):
                     if kept is not None:
                         size += len(chunk)
                         if size <= self.limit:
@@ -312,19 +299,18 @@ class ProxyApp:
                         else:
                             kept = None
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except httpx.TransportError:
+            except UpstreamError:
                 # Too late for a status of our own: returning without the last message makes
                 # the server close the connection, so the client sees a truncated response
                 # rather than a wrong complete one.
                 self.metrics.upstream_errors.labels(route_label, "broken").inc()
                 return status, None, ""
-            # Back to the pool before the client can send its next request: else that
-            # request finds no idle connection and the pool grows.
-            await response.aclose()
+            # Back to the pool before the client can send its next request.
+            response.close()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return status, (b"".join(kept) if kept is not None else None), encoding
         finally:
-            await response.aclose()
+            response.close()
 
 
 async def _stream(chunks: list[bytes], receive: Receive) -> AsyncIterator[bytes]:
@@ -361,10 +347,3 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 def _rows(attributes: dict[str, Any]) -> int:
     """Rows the span describes: the longest array, or 1 for a single request."""
     return max((len(v) for v in attributes.values() if isinstance(v, list)), default=1)
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that stores nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None

@@ -95,6 +95,8 @@ def _config(app: object, **kwargs: object) -> uvicorn.Config:
         # The upstream's own Date and Server headers pass through; uvicorn adds none.
         server_header=False,
         date_header=False,
+        # X-Forwarded-* headers are the upstream's to read: the proxy passes them on as sent.
+        proxy_headers=False,
         **kwargs,  # type: ignore[arg-type]
     )
 
