@@ -165,8 +165,7 @@ def test_bentoml_service_features_predictions_and_monitor_records(
                     list(pool.map(classify_batch, batches))
                 merged = _merged_model_calls(base)
             finally:
-                server.send_signal(signal.SIGTERM)  # BentoML stops its workers gracefully
-                output, _ = server.communicate(timeout=60)
+                output = _stop(server)
             assert server.returncode == 0, output
             assert "Completed cleanup hook: _otelml_flush_on_shutdown" in output
             rows = [r for rs, _ in sent.values() for r in rs]
@@ -243,8 +242,7 @@ def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) 
                 assert client.post("/classify_batch", json={"rows": [row]}).status_code == 200
     finally:
         started = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
+        output = _stop(server)
     assert server.returncode == 0, output
     assert time.monotonic() - started < 30  # the flush at shutdown gives up after its budget
     assert "Transient error" in output or "Failed to export" in output  # said in the log only
@@ -269,7 +267,20 @@ def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Po
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: the workers go with it if it hangs
     )
+
+
+def _stop(server: subprocess.Popen[str]) -> str:
+    """SIGTERM, as an orchestrator stops it (BentoML stops its workers gracefully)."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        output, _ = server.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        output, _ = server.communicate(timeout=10)
+        raise AssertionError(f"bentoml serve did not stop in 60 s:\n{output}") from None
+    return output
 
 
 def _ready(base: str) -> bool:
