@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench import drift, forwarding, render, throughput, workers
+from bench import drift, forwarding, proxy, render, throughput, workers
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -92,6 +92,9 @@ def main() -> None:
         f"  gateway drift step, 100 models × 20 features: "
         f"{figures_drift['engine_step_s'] * 1e3:.1f} ms   target < 10 ms"
     )
+
+    print()
+    proxy.main()
 
 
 if __name__ == "__main__":

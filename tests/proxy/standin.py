@@ -2,13 +2,15 @@
 servers on their own threads: what the proxy tests and the proxy bench put the proxy in front of.
 
 The model is real but tiny: score = 0.02·age + 1e-5·income + 0.3·[country = "DE"] − 1, the same
-function whichever form the request takes (TF Serving's row `instances` or columnar `inputs`).
+function whichever form the request takes (TF Serving's row `instances` or columnar `inputs`);
+the bench can put a dense network of a chosen size in its place (`--hidden`, `--layers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import socket
 import threading
@@ -30,17 +32,40 @@ def score(age: float, income: float, country: str) -> float:
     return 0.02 * age + 1e-5 * income + (0.3 if country == "DE" else 0.0) - 1.0
 
 
-def _row_score(row: Any) -> float:
+class Mlp:
+    """A dense network with fixed random weights: the cost of a small real model (bench)."""
+
+    def __init__(self, hidden: int, layers: int) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        sizes = [3, *([hidden] * layers), 1]
+        self.weights = [rng.normal(0, 1 / np.sqrt(n), (n, m)) for n, m in itertools.pairwise(sizes)]
+
+    def __call__(self, rows: list[tuple[float, float, str]]) -> list[float]:
+        import numpy as np
+
+        x = np.array([[a / 100, i / 1e5, float(c == "DE")] for a, i, c in rows])
+        for weight in self.weights[:-1]:
+            x = np.maximum(x @ weight, 0.0)
+        return (x @ self.weights[-1])[:, 0].tolist()  # type: ignore[no-any-return]
+
+
+def _as_tuple(row: Any) -> tuple[float, float, str]:
     if isinstance(row, dict):
-        return score(float(row["age"]), float(row["income"]), str(row["country"]))
-    return score(float(row[0]), float(row[1]), str(row[2]))
+        return float(row["age"]), float(row["income"]), str(row["country"])
+    return float(row[0]), float(row[1]), str(row[2])
 
 
 class StandIn:
-    """The ASGI app; `seen_headers` records each request's headers (trace context checks)."""
+    """The ASGI app; `seen_headers` records each request's headers (trace context checks).
 
-    def __init__(self) -> None:
+    `model`: the tiny linear `score` (tests), or e.g. an `Mlp` (bench).
+    """
+
+    def __init__(self, model: Mlp | None = None) -> None:
         self.seen_headers: list[dict[str, str]] = []
+        self.model = model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,6 +117,15 @@ class StandIn:
                     {"type": "http.response.body", "body": b'{"i": %d}\n' % i, "more_body": True}
                 )
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif path == "/broken":  # promises 100 bytes, sends 10, hangs up
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"100")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"0123456789", "more_body": True})
         elif path == "/echo":
             await _reply(
                 send,
@@ -107,12 +141,14 @@ class StandIn:
         try:
             request = json.loads(body)
             if "instances" in request:
-                scores = [_row_score(row) for row in request["instances"]]
-                answer: dict[str, Any] = {"predictions": [[s] for s in scores]}
+                rows = [_as_tuple(row) for row in request["instances"]]
             else:
                 inputs = request["inputs"]
-                rows = zip(inputs["age"], inputs["income"], inputs["country"], strict=True)
-                answer = {"outputs": [[score(float(a), float(i), str(c))] for a, i, c in rows]}
+                columns = (inputs["age"], inputs["income"], inputs["country"])
+                rows = [_as_tuple(row) for row in zip(*columns, strict=True)]
+            scores = self.model(rows) if self.model else [score(*row) for row in rows]
+            key = "predictions" if "instances" in request else "outputs"
+            answer: dict[str, Any] = {key: [[s] for s in scores]}
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             message = json.dumps({"error": f"Failed to process input: {type(exc).__name__}"})
             await _reply(send, 400, message.encode())
@@ -182,9 +218,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8501)
     parser.add_argument("--http", default="auto", help="uvicorn HTTP implementation")
+    parser.add_argument("--hidden", type=int, default=0, help="MLP width (0: the linear score)")
+    parser.add_argument("--layers", type=int, default=2, help="MLP hidden layers")
     args = parser.parse_args()
     uvicorn.run(
-        StandIn(),
+        StandIn(Mlp(args.hidden, args.layers) if args.hidden else None),
         host=args.host,
         port=args.port,
         lifespan="off",

@@ -325,6 +325,14 @@ def test_upstream_errors_and_timeouts_pass_through(standin: tuple[StandIn, str])
     # A failed inference is not extracted: its 400 answer has no predictions to count.
     assert not [k for k in counters if k[0] == "otelml_proxy_extraction_failures_total"]
 
+    # The upstream hangs up in the middle of a body: too late for a status of the proxy's
+    # own, so the client's connection is closed too (a truncated answer, never a wrong one).
+    with running_proxy(upstream, RULES, gateway="127.0.0.1:9") as proxy:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(proxy.url + "/broken", timeout=30)
+        broken = frozenset({"route": "__unmatched__", "reason": "broken"}.items())
+        assert proxy.counters()[("otelml_proxy_upstream_errors_total", broken)] == 1
+
     # No upstream at all: 502 from the proxy, for every route.
     with running_proxy(f"http://127.0.0.1:{_closed_port()}", RULES, gateway="127.0.0.1:9") as proxy:
         response = httpx.post(proxy.url + url, json={"instances": []}, timeout=30)
