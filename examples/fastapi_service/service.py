@@ -84,4 +84,3 @@ def healthz() -> dict[str, str]:
 
 
 instrument_fastapi(app, model="iris", version="1")
-
