@@ -18,6 +18,7 @@ counts as missing for that feature (data quality, not a rules problem).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import zlib
@@ -48,6 +49,8 @@ REASONS = (
 )
 
 _INT64 = (-(2**63), 2**63 - 1)
+_INTS = frozenset({int})
+_NUMBERS = frozenset({int, float})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Problems = Counter[str]
@@ -123,7 +126,30 @@ class Columns:
 Naming = Callable[[int, int], str]  # (position, row width) → name
 
 
+def _uniform_rows(rows: list[Any], name_of: Naming) -> dict[str, list[Any]] | None:
+    """The common case in one pass per column: every row an object with the same keys, or a
+    list of the same width. None otherwise."""
+    first = rows[0]
+    if isinstance(first, dict):
+        keys = first.keys()
+        if all(type(row) is dict and row.keys() == keys for row in rows):
+            return {key: [row[key] for row in rows] for key in keys}
+    elif isinstance(first, list):
+        width = len(first)
+        if all(type(row) is list and len(row) == width for row in rows):
+            return {
+                name_of(position, width): [row[position] for row in rows]
+                for position in range(width)
+            }
+    return None
+
+
 def _rows_into(columns: Columns, rows: list[Any], name_of: Naming) -> None:
+    if rows and not columns.arrays:
+        uniform = _uniform_rows(rows, name_of)
+        if uniform is not None:
+            columns.arrays.update(uniform)
+            return
     arrays = columns.arrays
     for index, row in enumerate(rows):
         if isinstance(row, dict):
@@ -267,9 +293,20 @@ def _kind(value: Any) -> str:
     return "other"
 
 
+_SIMPLE = {frozenset({str}), frozenset({float}), frozenset({bool})}
+
+
 def _array(values: list[Any], problems: Problems) -> list[Any]:
     """A homogeneous array, as OTLP requires: the column's majority type wins (strings vs
     numbers, as the gateway decides a series' kind); other values become null, counted."""
+    types = frozenset(map(type, values))
+    if types in _SIMPLE:  # the usual columns, in one C-level pass
+        return values
+    if types == _INTS and _INT64[0] <= min(values) and max(values) <= _INT64[1]:
+        return values
+    if types == _NUMBERS:
+        with contextlib.suppress(OverflowError):  # an int beyond any double: the slow path
+            return [float(v) for v in values]
     kinds = [_kind(v) for v in values]
     seen = Counter(kinds)
     numbers = seen["bool"] + seen["int"] + seen["float"]
@@ -322,6 +359,8 @@ def _prediction_key(name: str) -> str:
 
 
 def _fill(template: str, params: Mapping[str, str]) -> str:
+    if "{" not in template:
+        return template
     return _PLACEHOLDER.sub(lambda m: params.get(m.group(1), ""), template)
 
 
