@@ -1,8 +1,10 @@
 """`otelml proxy`: a reverse-proxy sidecar that turns the JSON of an un-instrumented model
 server (TF Serving REST, any JSON API) into the same `ml.*` spans as `otelml.instrument`.
 
-rules (rules.py) → paths (paths.py) → extraction (extract.py) → one SERVER span per request
-(app.py, telemetry.py) → the gateway over OTLP; the proxy's own counters in metrics.py.
+rules (rules.py, paths.py) → the ASGI proxy (app.py) and its upstream client (upstream.py) →
+extraction after the answer (extract.py) → one SERVER span per request (telemetry.py: SDK,
+batch processor, OTLP) → the gateway; the proxy's own counters (metrics.py) and its servers
+(server.py).
 """
 
 from otelml.proxy.rules import Rules, load, parse

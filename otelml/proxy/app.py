@@ -99,7 +99,6 @@ class ProxyApp:
         max_attributes: int,
         timeout: float = 60.0,
     ) -> None:
-        self.upstream = upstream.rstrip("/")
         self.rules = rules
         self.metrics = metrics
         self.tracer = provider.get_tracer("otelml.proxy", __version__)

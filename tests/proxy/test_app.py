@@ -408,3 +408,26 @@ def test_admin_port_serves_health_and_metrics(standin: tuple[StandIn, str]) -> N
         assert "# TYPE otelml_proxy_requests_total counter" in text
         # The proxied port has no path of its own: /metrics there is the upstream's.
         assert httpx.get(proxy.url + "/metrics").status_code == 404
+
+
+def test_unmatched_requests_can_go_untraced(standin: tuple[StandIn, str]) -> None:
+    app, upstream = standin
+    rules = {**RULES, "trace_unmatched": False}
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with (
+        running_gateway() as gateway,
+        running_proxy(upstream, rules, gateway=gateway.grpc_endpoint) as proxy,
+    ):
+        before = len(app.seen_headers)
+        httpx.get(proxy.url + "/v1/models/churn", headers={"traceparent": traceparent})
+        # Untouched: the client's own context reaches the upstream as it was sent.
+        assert app.seen_headers[before]["traceparent"] == traceparent
+        httpx.post(proxy.url + "/echo", content=b'{"instances": [{"age": 3}]}')
+        proxy.flush()
+        samples = gateway.samples()
+    calls = {
+        dict(k[1])["span_name"]: v.value
+        for k, v in samples.items()
+        if k[0] == "traces_spanmetrics_calls_total"
+    }
+    assert calls == {"POST /echo": 1}
