@@ -5,7 +5,7 @@ model handles missing values), `classify_batch` takes rows of the four measureme
 batchable, so BentoML merges concurrent requests into one model call. `@record_api` puts each
 request's features and predicted species on that request's span; BentoML's own tracing
 (bentoml_configuration.yaml) exports the spans to the otelml gateway. `classify` also logs
-through `bentoml.monitor`, whose OTLP log records go to the gateway too.
+through `bentoml.monitor`, whose OTLP log records the gateway reads as model `iris_monitor`.
 
 The model is trained at import on the iris data set that ships with scikit-learn.
 """
@@ -21,6 +21,8 @@ from otelml.instrument.bentoml import record_api
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 MODEL, VERSION = "iris", "1"
+#: bentoml.monitor's name: the gateway reads its records as the model of that name.
+MONITOR = "iris_monitor"
 
 
 def train() -> tuple[HistGradientBoostingClassifier, np.ndarray]:
@@ -50,7 +52,7 @@ class IrisClassifier:
             np.nan if petal_width is None else petal_width,
         ]
         species = str(self.species[self.model.predict(np.asarray([row]))[0]])
-        with bentoml.monitor(MODEL) as monitor:
+        with bentoml.monitor(MONITOR) as monitor:
             for name, value in zip(FEATURES, row, strict=True):
                 monitor.log(value, name, "feature", "numerical")
             monitor.log(species, "species", "prediction", "categorical")

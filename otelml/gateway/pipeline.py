@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from otelml import semconv
 from otelml.errors import Permanent
 from otelml.gateway.decode import decode_logs, decode_traces
+from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
 from otelml.gateway.exporters.otlp import Sender
 from otelml.gateway.exporters.remote_write import count_points
 from otelml.gateway.features import FeaturesConnector
@@ -57,6 +58,7 @@ class Pipeline:
         self.ground_truth = ground_truth
         self.senders = senders or []
         self.redactor = redactor
+        self.bentoml_monitor = BentoMonitorReader()
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.
@@ -120,8 +122,25 @@ class Pipeline:
         self.features.consume(records)
         if self.ground_truth is not None:
             self.ground_truth.consume(records)
+        self._read_bentoml_monitor(payload)
         self.stats.accept("log_records", transport, records.count)
         return ExportResult(records.count)
+
+    def _read_bentoml_monitor(self, payload: bytes) -> None:
+        """bentoml.monitor records carry their columns in the body: read them as ml.* records
+        (the original request is what was forwarded)."""
+        reader = self.bentoml_monitor
+        read, unread = reader.read, reader.unread
+        rewritten = reader.rewrite(payload)
+        if rewritten is not None:
+            monitor_records = decode_logs(rewritten)
+            self.features.consume(monitor_records)
+            if self.ground_truth is not None:
+                self.ground_truth.consume(monitor_records)
+        if reader.read > read:
+            self.stats.bentoml_monitor["read"] += reader.read - read
+        if reader.unread > unread:
+            self.stats.bentoml_monitor["unread"] += reader.unread - unread
 
     def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
         """App metrics: validated, then only forwarded (to Prometheus remote write)."""

@@ -15,6 +15,8 @@ class ReceiverStats:
         self.accepted: Counter[tuple[Signal, str]] = Counter()
         self.refused: Counter[tuple[Signal, str, str]] = Counter()
         self.requests_refused: Counter[tuple[str, str]] = Counter()
+        #: bentoml.monitor log records by outcome: "read" (as ml.* records) or "unread".
+        self.bentoml_monitor: Counter[str] = Counter()
 
     def accept(self, signal: Signal, transport: str, items: int) -> None:
         self.accepted[(signal, transport)] += items
@@ -30,3 +32,4 @@ class ReceiverStats:
         self.accepted.update(other.accepted)
         self.refused.update(other.refused)
         self.requests_refused.update(other.requests_refused)
+        self.bentoml_monitor.update(other.bentoml_monitor)

@@ -226,6 +226,21 @@ def test_bentoml_service_features_predictions_and_monitor_records(
         assert logged["sepal_length"] == request_rows[0][0]
         assert logged["species"] == request_species[0]
         assert logged["bento_meta"]["schema"]["species"]["role"] == "prediction"
+    # ... and read by the gateway as the model named after the monitor.
+    monitor = {("model", "iris_monitor"), ("model_version", "")}
+
+    def monitor_series(name: str, **labels: str) -> float:
+        want = monitor | set(labels.items())
+        (value,) = [s.value for (n, lbl), s in samples.items() if n == name and want <= lbl]
+        return float(value)
+
+    assert monitor_series("otelml_feature_value_bucket", feature="sepal_length", le="+Inf") == len(
+        single
+    )
+    assert monitor_series("otelml_feature_missing_total", feature="petal_width") == 3
+    assert samples[
+        ("otelml_bentoml_monitor_records_total", frozenset({("outcome", "read")}))
+    ].value == len(single)
 
 
 def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) -> None:

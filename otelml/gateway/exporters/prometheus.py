@@ -541,6 +541,12 @@ def _render_self(writer: _Writer, state: GatewayState) -> None:
     )
     _counter_family(
         writer,
+        f"{semconv.BENTOML_MONITOR_RECORDS}_total",
+        "bentoml.monitor log records read as ml.* records, or unread (no schema seen yet).",
+        ((f'outcome="{o}"', v) for o, v in sorted(stats.bentoml_monitor.items())),
+    )
+    _counter_family(
+        writer,
         f"{semconv.SERIES_OVERFLOW}_total",
         "Observations not given their own series because limits.max_series was reached.",
         ((f'metric="{escape(m)}"', v) for m, v in sorted(state.budget.overflow.items())),
