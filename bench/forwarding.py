@@ -9,8 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.blackhole import Blackhole
 from bench.payload import make_request
-from bench.throughput import end_to_end_grpc
+from bench.throughput import GatewayUnderLoad, pin_process, split_cores
 from otelml.gateway.exporters.queue import DiskQueue
 
 
@@ -31,7 +32,7 @@ def queue_vs_disk(payload: bytes, total_mb: int = 256) -> tuple[float, float]:
         for _ in range(count):
             queue.append(payload, 512)
         queue.sync()
-        os.fsync(queue._writer.fileno())
+        os.fsync(queue._writer)
         queue_s = time.perf_counter() - start
         queue.close()
         raw = Path(directory) / "raw.bin"
@@ -46,63 +47,66 @@ def queue_vs_disk(payload: bytes, total_mb: int = 256) -> tuple[float, float]:
     return megabytes / queue_s, megabytes / raw_s
 
 
-class Blackhole:
-    """A destination that accepts every OTLP export and does nothing: the bench measures the
-    gateway's forwarding cost, not a sink's (which would share the load client's core)."""
+def forwarding_rounds(rounds: int = 7, seconds: float = 3.0) -> list[tuple[float, float]]:
+    """(spans/s exporters off, on) per round.
 
-    def __init__(self) -> None:
-        from concurrent import futures
-
-        import grpc
-
-        def accept(request: bytes, context: object) -> bytes:
-            return b""
-
-        handler = grpc.unary_unary_rpc_method_handler(accept)
-        self.server = grpc.server(futures.ThreadPoolExecutor(2))
-        for service in ("trace", "logs", "metrics"):
-            name = {"trace": "TraceService", "logs": "LogsService", "metrics": "MetricsService"}
-            self.server.add_generic_rpc_handlers(
-                (
-                    grpc.method_handlers_generic_handler(
-                        f"opentelemetry.proto.collector.{service}.v1.{name[service]}",
-                        {"Export": handler},
-                    ),
-                )
-            )
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop(0)
-
-
-def forwarding_ratio(rounds: int = 3) -> tuple[float, float, float]:
-    """(spans/s exporters off, on, on/off): medians of alternating runs, in one run."""
+    Two gateways run side by side on the same core, one without exporters and one with all
+    three (default settings), and take turns under the same load: off and on alternate
+    window by window, so slow minutes of a noisy machine hit both alike. The idle one costs
+    nothing; the loaded one is timed until its queues are empty again.
+    """
     payload = make_request()
-    sink = Blackhole()
+    gateway_cores, client_cores = split_cores(1)
+    own = os.sched_getaffinity(0)
+    pin_process(client_cores)
+    sink = Blackhole(client_cores)
+    results = []
     try:
-        queue_dir = tempfile.mkdtemp()
-        extra = (
-            "exporters:\n"
-            f"  traces: {{endpoint: '127.0.0.1:{sink.port}'}}\n"
-            f"  logs: {{endpoint: '127.0.0.1:{sink.port}', protocol: grpc}}\n"
-            "  metrics: {remote_write: 'http://127.0.0.1:9/api/v1/write'}\n"
-            f"queue: {{directory: '{queue_dir}'}}\n"
-        )
-        off, on = [], []
-        for _ in range(rounds):
-            off.append(end_to_end_grpc(payload, runs=1))
-            on.append(end_to_end_grpc(payload, runs=1, extra=extra))
-        ratios = [b / a for a, b in zip(off, on, strict=True)]
-        return statistics.median(off), statistics.median(on), statistics.median(ratios)
+        with tempfile.TemporaryDirectory() as queue_dir:
+            extra = (
+                "exporters:\n"
+                f"  traces: {{endpoint: '127.0.0.1:{sink.port}'}}\n"
+                f"  logs: {{endpoint: '127.0.0.1:{sink.port}', protocol: grpc}}\n"
+                "  metrics: {remote_write: 'http://127.0.0.1:9/api/v1/write'}\n"
+                f"queue: {{directory: '{queue_dir}'}}\n"
+            )
+            off = GatewayUnderLoad(gateway_cores)
+            try:
+                on = GatewayUnderLoad(gateway_cores, extra=extra)
+                try:
+                    off.load(payload, seconds)  # warm-up
+                    on.load(payload, seconds)
+                    for _ in range(rounds):
+                        results.append((off.load(payload, seconds), on.load(payload, seconds)))
+                finally:
+                    on.close()
+            finally:
+                off.close()
     finally:
         sink.stop()
+        pin_process(own)
+    return results
+
+
+def forwarding_ratio(rounds: int = 5) -> tuple[float, float, float]:
+    """(spans/s exporters off, on, on/off): medians over alternating rounds of one run (each
+    ratio taken within its round, same minute of machine noise)."""
+    results = forwarding_rounds(rounds)
+    return (
+        statistics.median(off for off, _ in results),
+        statistics.median(on for _, on in results),
+        statistics.median(on / off for off, on in results),
+    )
 
 
 if __name__ == "__main__":
     payload = make_request()
     queue_mbs, raw_mbs = queue_vs_disk_median(payload)
     print(f"queue {queue_mbs:.0f} MB/s vs raw write {raw_mbs:.0f} MB/s ({queue_mbs / raw_mbs:.2f})")
-    off, on, ratio = forwarding_ratio()
-    print(f"exporters off {off:,.0f} spans/s, on {on:,.0f} spans/s, on/off {ratio:.2f}")
+    results = forwarding_rounds()
+    for off, on in results:
+        print(f"  round: off {off:,.0f} spans/s, on {on:,.0f} spans/s, on/off {on / off:.2f}")
+    off = statistics.median(off for off, _ in results)
+    on = statistics.median(on for _, on in results)
+    ratio = statistics.median(on / off for off, on in results)
+    print(f"exporters off {off:,.0f} spans/s, on {on:,.0f} spans/s, on/off {ratio:.2f} (medians)")
