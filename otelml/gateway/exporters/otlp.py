@@ -182,7 +182,13 @@ class ExporterStats:
 
 
 class Sender:
-    """Drains one queue to one destination, in order, forever (until stopped)."""
+    """Drains one queue to one destination, in order, forever (until stopped).
+
+    Sends are coalesced: after a send starts, the next one waits until `linger` has passed
+    unless a full batch (`batch_bytes`) is queued by then. A lone request after a quiet spell
+    goes out at once; under load, fewer, larger calls carry the same bytes — each call costs
+    ~0.2 ms of the gateway's core whatever its size, a third of a 382 kB request's own cost.
+    """
 
     def __init__(
         self,
@@ -198,8 +204,11 @@ class Sender:
         self.transport = transport
         self.retry = retry
         self.stats = ExporterStats(signal=signal, queue_capacity=queue.max_bytes)
-        #: Payload bytes sent in one call at most (below common 4 MB receive limits).
-        self.batch_bytes = 1024 * 1024
+        #: Payload bytes sent in one call at most: below the 4 MiB that gRPC servers (the
+        #: collector's and Tempo's OTLP receivers among them) accept by default.
+        self.batch_bytes = 3 * 1024 * 1024
+        #: Seconds between the starts of two sends, unless a full batch waits.
+        self.linger = 0.05
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
@@ -234,23 +243,40 @@ class Sender:
     async def _sync(self) -> None:
         while True:
             await asyncio.sleep(1.0 if self.queue.fsync == "interval" else 0.2)
-            self.queue.sync()
+            await self.queue.sync_in_thread()
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until the next enqueue, or `timeout` seconds."""
+        self._wakeup.clear()
+        if timeout is None:
+            await self._wakeup.wait()
+            return
+        timer = asyncio.get_running_loop().call_later(timeout, self._wakeup.set)
+        try:
+            await self._wakeup.wait()
+        finally:
+            timer.cancel()
 
     async def _run(self) -> None:
+        started = -self.linger
         while True:
             # Queued requests go out together: serialised OTLP requests concatenate into one
             # valid request (their repeated fields merge), so fewer, larger calls carry them.
             records = self.queue.peek_many(self.batch_bytes)
             if not records:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                await self._wait(None)
                 continue
+            hold = started + self.linger - time.monotonic()
+            batch = sum(r.size for r in records)
+            if hold > 0 and self.queue.pending_bytes <= batch:  # not full: nothing left behind
+                await self._wait(hold)
+                continue
+            started = time.monotonic()
             payload = (
                 records[0].payload if len(records) == 1 else b"".join(r.payload for r in records)
             )
             await self._deliver(payload, sum(r.items for r in records))
-            for record in records:
-                self.queue.ack(record)
+            self.queue.ack_many(records)
 
     async def _deliver(self, payload: bytes, items: int) -> None:
         """Send until delivered, dropped as permanent, or past max_elapsed; count the outcome."""

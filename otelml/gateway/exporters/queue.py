@@ -9,9 +9,13 @@ middle of an append — fails its CRC and is cut off at start-up; it was never a
 
 `fsync` decides what survives what:
 - "always": every append is fsynced before the acknowledgement — survives a node crash;
-- "interval" (default): the gateway fsyncs once a second — a process crash (kill -9) loses
-  nothing (the page cache holds the data), a node crash may lose the last second;
+- "interval" (default): the gateway fsyncs once a second, in a worker thread so the event
+  loop goes on receiving — a process crash (kill -9) loses nothing (the page cache holds the
+  data), a node crash may lose the last second;
 - "never": the OS decides — survives process crashes only.
+
+An append is one unbuffered `writev` of header and payload (no copy of the payload in user
+space); the payload also stays in memory until delivered, so the sender rarely reads back.
 
 Bounded by `max_bytes` (undelivered bytes): when full, `append` raises `Refused`, which the
 receivers turn into gRPC UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After.
@@ -19,6 +23,8 @@ receivers turn into gRPC UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import struct
 import time
@@ -68,7 +74,9 @@ class DiskQueue:
             (directory / self._name(1)).touch()
         if self._read_segment not in self._segments:
             self._read_segment, self._read_offset = self._segments[0], 0
-        self._writer = open(directory / self._name(self._segments[-1]), "ab")  # noqa: SIM115
+        self._writer, self._write_offset = self._open_writer(self._segments[-1])
+        #: Descriptors of rotated segments written since the last fsync (the "interval" policy).
+        self._unsynced: list[int] = []
         self._reader: BinaryIO | None = None
         self._recent: OrderedDict[tuple[int, int], Record] = OrderedDict()
         self._recent_bytes = 0
@@ -78,6 +86,10 @@ class DiskQueue:
         self._dirty = False
         self.pending_bytes = self._measure_pending()
         self.pending_items = self._count_pending_items()
+
+    def _open_writer(self, segment: int) -> tuple[int, int]:
+        fd = os.open(self.directory / self._name(segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return fd, os.fstat(fd).st_size
 
     @staticmethod
     def _name(segment: int) -> str:
@@ -155,10 +167,19 @@ class DiskQueue:
                 f"{self.max_bytes} bytes undelivered)",
                 retry_after=2.0,
             )
-        if self._writer.tell() + size > self.segment_bytes and self._writer.tell() > 0:
+        if self._write_offset + size > self.segment_bytes and self._write_offset > 0:
             self._rotate()
-        offset = self._writer.tell()
-        self._writer.write(_HEADER.pack(len(payload), zlib.crc32(payload), items) + payload)
+        offset = self._write_offset
+        # One unbuffered writev of header and payload: no copy of the payload in user space.
+        header = _HEADER.pack(len(payload), zlib.crc32(payload), items)
+        try:
+            _write_all(self._writer, header, payload)
+        except OSError:
+            # A failed write (a full disk) must not leave half a record for the next to follow.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._writer, offset)
+            raise
+        self._write_offset += size
         # Recent records stay in memory too: the sender usually reads them back at once.
         self._recent[(self._segments[-1], offset)] = Record(
             self._segments[-1], offset, size, items, payload
@@ -167,28 +188,47 @@ class DiskQueue:
         while self._recent_bytes > _RECENT_BYTES:
             _, old = self._recent.popitem(last=False)
             self._recent_bytes -= old.size
-        self._writer.flush()
         if self.fsync == "always":
-            os.fsync(self._writer.fileno())
-        else:
+            os.fsync(self._writer)
+        elif self.fsync == "interval":
             self._dirty = True
         self.pending_bytes += size
         self.pending_items += items
 
     def _rotate(self) -> None:
-        self._writer.close()
+        if self._dirty:
+            self._unsynced.append(self._writer)  # fsynced (and closed) by the next sync
+        else:
+            os.close(self._writer)
         segment = self._segments[-1] + 1
         self._segments.append(segment)
-        self._writer = open(self.directory / self._name(segment), "ab")  # noqa: SIM115
+        self._writer, self._write_offset = self._open_writer(segment)
 
-    def sync(self) -> None:
-        """The periodic fsync of the "interval" policy (and a pending cursor save)."""
+    def _take_unsynced(self) -> list[int]:
+        """Descriptors to fsync for the writes so far (duplicates: the caller closes them)."""
         if self._cursor_dirty:
             self._save_cursor()
             self._cursor_dirty = False
-        if self._dirty:
-            os.fsync(self._writer.fileno())
-            self._dirty = False
+        if not self._dirty:
+            return []
+        self._dirty = False
+        fds, self._unsynced = self._unsynced, []
+        return [*fds, os.dup(self._writer)]
+
+    def sync(self) -> None:
+        """The periodic fsync of the "interval" policy (and a pending cursor save)."""
+        _fsync_and_close(self._take_unsynced())
+
+    async def sync_in_thread(self) -> None:
+        """`sync` with the fsyncs in a worker thread: flushing a second of writes can take a
+        while, and the event loop (the receivers) goes on serving meanwhile."""
+        fds = self._take_unsynced()
+        if fds:
+            try:
+                await asyncio.to_thread(_fsync_and_close, fds)
+            except BaseException:
+                self._dirty = True  # not known to be on disk: the next sync tries again
+                raise
 
     def _read_at(self, segment: int, offset: int) -> Record | None:
         """One record: from memory if recent, else read straight from its offset."""
@@ -243,17 +283,23 @@ class DiskQueue:
             offset += record.size
 
     def ack(self, record: Record) -> None:
-        """The record is done (delivered, or dropped and counted): move past it.
+        """The record is done (delivered, or dropped and counted): move past it."""
+        self.ack_many([record])
+
+    def ack_many(self, records: list[Record]) -> None:
+        """The records (in queue order) are done: move past them.
 
         The cursor reaches the disk at most every 50 ms (and at `sync`/`close`): after a crash
         a few delivered records may be sent again — at least once, never lost.
         """
-        cached = self._recent.pop((record.segment, record.offset), None)
-        if cached is not None:
-            self._recent_bytes -= cached.size
-        self._read_segment, self._read_offset = record.segment, record.offset + record.size
-        self.pending_bytes -= record.size
-        self.pending_items -= record.items
+        for record in records:
+            cached = self._recent.pop((record.segment, record.offset), None)
+            if cached is not None:
+                self._recent_bytes -= cached.size
+            self.pending_bytes -= record.size
+            self.pending_items -= record.items
+        last = records[-1]
+        self._read_segment, self._read_offset = last.segment, last.offset + last.size
         now = time.monotonic()
         if now - self._cursor_saved_at > 0.05:
             self._save_cursor()
@@ -272,6 +318,28 @@ class DiskQueue:
 
     def close(self) -> None:
         self.sync()
-        self._writer.close()
+        os.close(self._writer)
         if self._reader is not None:
             self._reader.close()
+
+
+def _fsync_and_close(fds: list[int]) -> None:
+    """Runs to the end even if its caller is cancelled: the descriptors are its own."""
+    try:
+        for fd in fds:
+            os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _write_all(fd: int, *parts: bytes) -> None:
+    """writev until every byte is written (a regular file may take fewer at once)."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views:
+            views[0] = views[0][written:]

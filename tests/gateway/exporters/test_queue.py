@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,40 @@ def test_full_queue_refuses_with_a_retry_hint(tmp_path: Path) -> None:
     queue.ack(record)
     queue.append(b"y" * 50, items=1)  # room again once delivered
     queue.close()
+
+
+def test_a_failed_write_leaves_no_half_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20)
+    queue.append(b"before", items=1)
+    real_writev = os.writev
+
+    def disk_full(fd: int, buffers: list[memoryview]) -> int:
+        real_writev(fd, [buffers[0]])  # the header made it, the payload did not
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", disk_full)
+    with pytest.raises(OSError):
+        queue.append(b"lost", items=1)
+    monkeypatch.setattr(os, "writev", real_writev)
+    queue.append(b"after", items=1)
+    assert queue.pending_items == 2
+    queue.close()
+    reopened = DiskQueue(tmp_path, max_bytes=1 << 20)
+    assert _drain(reopened) == [b"before", b"after"]
+    reopened.close()
+
+
+def test_writes_of_a_few_bytes_at_a_time_still_make_whole_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, buffers: real_writev(fd, [buffers[0][:3]]))
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20)
+    queue.append(b"first request", items=1)
+    queue.append(b"second", items=1)
+    queue.close()
+    reopened = DiskQueue(tmp_path, max_bytes=1 << 20)
+    assert _drain(reopened) == [b"first request", b"second"]
+    reopened.close()
