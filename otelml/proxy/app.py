@@ -101,6 +101,8 @@ class ProxyApp:
     ) -> None:
         self.rules = rules
         self.metrics = metrics
+        #: Requests between arrival and their span's end (the span ends after the answer).
+        self.in_flight = 0
         self.tracer = provider.get_tracer("otelml.proxy", __version__)
         self.limit = rules.max_body_bytes
         self.routes = [
@@ -135,6 +137,13 @@ class ProxyApp:
             return
         if scope["type"] != "http":  # websockets are not proxied
             return
+        self.in_flight += 1
+        try:
+            await self._proxy(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
         start_ns = time.time_ns()
         method: str = scope["method"]
         matched = self._match(method, scope["path"])

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -160,8 +161,13 @@ class Proxy:
         await asyncio.to_thread(self.provider.shutdown)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Export every finished span now (tests and shutdown)."""
-        return bool(self.provider.force_flush(int(timeout * 1000)))
+        """Export every span of the requests answered so far (tests), from any thread: a
+        span ends just after its answer is sent, so first wait for those still ending."""
+        deadline = time.monotonic() + timeout
+        while self.app.in_flight and time.monotonic() < deadline:
+            time.sleep(0.005)
+        remaining = max(deadline - time.monotonic(), 0.001)
+        return bool(self.provider.force_flush(int(remaining * 1000)))
 
 
 async def serve(settings: ProxySettings) -> None:
