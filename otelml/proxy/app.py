@@ -16,6 +16,7 @@ JSON is parsed only after the client has its response, and never on other routes
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -36,7 +37,7 @@ from opentelemetry.semconv.attributes import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelml import __version__
-from otelml.proxy.extract import Body, Extractor, Problems
+from otelml.proxy.extract import INTERNAL_ERROR, Body, Extractor, Problems
 from otelml.proxy.metrics import UNMATCHED, ProxyMetrics
 from otelml.proxy.rules import Route, Rules
 from otelml.proxy.upstream import UpstreamError, UpstreamPool
@@ -52,6 +53,7 @@ HOP_BY_HOP = frozenset(
 )
 _DROPPED_UPSTREAM = HOP_BY_HOP | {b"expect", b"traceparent", b"tracestate"}
 _JSON = [(b"content-type", b"application/json")]
+_log = logging.getLogger(__name__)
 _ERRORS = {
     "connect": (502, "cannot connect to upstream"),
     "timeout": (504, "upstream timed out"),
@@ -167,9 +169,15 @@ class ProxyApp:
         if scope["query_string"]:
             target += b"?" + scope["query_string"]
         route_label = matched[0].label if matched is not None else UNMATCHED
-        status, response_body, response_encoding = await self._exchange(
-            method, target, forwarded, content, send, keep, route_label
-        )
+        try:
+            status, response_body, response_encoding = await self._exchange(
+                method, target, forwarded, content, send, keep, route_label
+            )
+        except BaseException:  # cancelled (server shutdown): the span still ends
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR))
+                span.end()
+            raise
         end_ns = time.time_ns()
         self.metrics.request(route_label, method, status)
         if span is None:
@@ -181,13 +189,18 @@ class ProxyApp:
         if matched is not None and 200 <= status < 300:
             compiled, params = matched
             problems: Problems = Counter()
-            attributes = compiled.extractor.extract(
-                params,
-                Body(request_body, headers.get("content-encoding", "")),
-                Body(response_body, response_encoding),
-                headers,
-                problems,
-            )
+            try:
+                attributes = compiled.extractor.extract(
+                    params,
+                    Body(request_body, headers.get("content-encoding", "")),
+                    Body(response_body, response_encoding),
+                    headers,
+                    problems,
+                )
+            except Exception:  # a bug of ours must cost the span's ml.*, never the request
+                _log.exception("otelml proxy: extraction failed on %s", route_label)
+                problems[INTERNAL_ERROR] += 1
+                attributes = {}
             span.set_attributes(attributes)
             if problems:
                 self.metrics.problems(route_label, problems)
@@ -277,6 +290,8 @@ class ProxyApp:
         """
         try:
             response = await self.pool.request(method.encode(), target, headers, content)
+        except ClientDisconnected:
+            return CLIENT_CLOSED, None, ""
         except UpstreamError as exc:
             self.metrics.upstream_errors.labels(route_label, exc.reason).inc()
             status, message = _ERRORS[exc.reason]
@@ -321,6 +336,14 @@ class ProxyApp:
             response.close()
 
 
+class ClientDisconnected(Exception):
+    """The client went away in the middle of its request body."""
+
+
+#: Status recorded for requests whose client left before its body was complete (nginx's).
+CLIENT_CLOSED = 499
+
+
 async def _stream(chunks: list[bytes], receive: Receive) -> AsyncIterator[bytes]:
     for chunk in chunks:
         if chunk:
@@ -328,7 +351,8 @@ async def _stream(chunks: list[bytes], receive: Receive) -> AsyncIterator[bytes]
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            # Never end the upstream body as if it were complete: abort the upstream request.
+            raise ClientDisconnected
         chunk = message.get("body", b"")
         if chunk:
             yield chunk

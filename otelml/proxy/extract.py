@@ -38,6 +38,8 @@ MISSING_FIELD = "missing_field"
 WRONG_TYPE = "wrong_type"
 ROW_MISMATCH = "row_mismatch"
 TOO_MANY_ATTRIBUTES = "too_many_attributes"
+#: The extraction itself failed (a bug): logged, counted, the request unaffected.
+INTERNAL_ERROR = "internal_error"
 REASONS = (
     NOT_JSON,
     BAD_ENCODING,
@@ -46,6 +48,7 @@ REASONS = (
     WRONG_TYPE,
     ROW_MISMATCH,
     TOO_MANY_ATTRIBUTES,
+    INTERNAL_ERROR,
 )
 
 _INT64 = (-(2**63), 2**63 - 1)

@@ -29,7 +29,8 @@ class ProxyMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             REQUESTS,
-            "Requests proxied, by route (the rule's path), method and status sent to the client.",
+            "Requests proxied, by route (the rule's path), method and status sent to the client "
+            "(499: the client left before its request body was complete).",
             ["route", "method", "status"],
             registry=self.registry,
         )
@@ -37,7 +38,7 @@ class ProxyMetrics:
             EXTRACTION_FAILURES,
             "Problems met while extracting features and predictions (the request is still "
             "served): not_json, bad_encoding, too_large, missing_field, wrong_type, "
-            "row_mismatch, too_many_attributes.",
+            "row_mismatch, too_many_attributes, internal_error.",
             ["route", "reason"],
             registry=self.registry,
         )

@@ -65,6 +65,7 @@ class StandIn:
 
     def __init__(self, model: Mlp | None = None) -> None:
         self.seen_headers: list[dict[str, str]] = []
+        self.cut_bodies: list[bytes] = []
         self.model = model
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,6 +74,9 @@ class StandIn:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                self.cut_bodies.append(body)  # the request ended before its body did
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -431,3 +431,27 @@ def test_unmatched_requests_can_go_untraced(standin: tuple[StandIn, str]) -> Non
         if k[0] == "traces_spanmetrics_calls_total"
     }
     assert calls == {"POST /echo": 1}
+
+
+def test_a_client_leaving_mid_body_aborts_the_upstream_request(
+    standin: tuple[StandIn, str],
+) -> None:
+    app, upstream = standin
+    with running_proxy(upstream, RULES, gateway="127.0.0.1:9") as proxy:
+        before = len(app.seen_headers)
+        with socket.create_connection(("127.0.0.1", proxy.ports.proxy)) as client:
+            client.sendall(
+                b"PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+            )
+            time.sleep(0.3)  # the first chunk is on its way upstream
+        closed = (
+            "otelml_proxy_requests_total",
+            frozenset({"route": "__unmatched__", "method": "PUT", "status": "499"}.items()),
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (app.cut_bodies and proxy.counters().get(closed)):
+            time.sleep(0.05)
+        # The upstream saw a request that ended before its body: never a complete "hello".
+        assert app.cut_bodies == [b"hello"]
+        assert len(app.seen_headers) == before
+        assert proxy.counters()[closed] == 1
