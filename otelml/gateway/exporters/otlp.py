@@ -210,6 +210,8 @@ class Sender:
         #: Seconds between the starts of two sends, unless a full batch waits.
         self.linger = 0.05
         self._wakeup = asyncio.Event()
+        #: Lingering: an enqueue wakes the sender only once a batch is full.
+        self._holding = False
         self._task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
 
@@ -220,7 +222,8 @@ class Sender:
         except Exception:
             self.stats.enqueue_failed[self.signal] += items
             raise
-        self._wakeup.set()
+        if not self._holding or self.queue.pending_bytes > self.batch_bytes:
+            self._wakeup.set()
 
     def snapshot(self) -> ExporterStats:
         self.stats.queue_bytes = self.queue.pending_bytes
@@ -269,7 +272,11 @@ class Sender:
             hold = started + self.linger - time.monotonic()
             batch = sum(r.size for r in records)
             if hold > 0 and self.queue.pending_bytes <= batch:  # not full: nothing left behind
-                await self._wait(hold)
+                self._holding = True
+                try:
+                    await self._wait(hold)
+                finally:
+                    self._holding = False
                 continue
             started = time.monotonic()
             payload = (
