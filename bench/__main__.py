@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench import drift, forwarding, proxy, render, throughput, workers
+from bench import app_overhead, drift, forwarding, proxy, render, throughput, workers
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -95,6 +95,13 @@ def main() -> None:
 
     print()
     proxy.main()
+
+    print(
+        "\napp side: FastAPI + scikit-learn, (a) bare, (b) OpenTelemetry, (c) otelml, 20 features"
+    )
+    for model in ("linear", "gbdt"):
+        print("  " + app_overhead.report(model, app_overhead.run(model)))
+    print("  targets: (c)/(b) ≥ 0.95, (c)/(a) ≥ 0.85")
 
 
 if __name__ == "__main__":
