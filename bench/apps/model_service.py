@@ -1,5 +1,6 @@
 """The FastAPI model service of the app-side benchmark, in three set-ups (BENCH_MODE):
-`bare` (no telemetry), `otel` (opentelemetry-instrumentation-fastapi, its defaults) and
+`bare` (no telemetry), `otel` (opentelemetry-instrumentation-fastapi, its defaults),
+`otel-lean` (the same without the ASGI send/receive child spans, as otelml sets it up) and
 `otelml` (otelml.instrument.fastapi recording 20 features and 2 outputs). Telemetry goes to
 OTEL_EXPORTER_OTLP_ENDPOINT (a blackhole OTLP server in the bench). BENCH_MODEL picks the
 model."""
@@ -44,7 +45,7 @@ def predict(row: Row) -> Scored:  # type: ignore[valid-type]
 
 
 mode = os.environ.get("BENCH_MODE", "bare")
-if mode == "otel":
+if mode in ("otel", "otel-lean"):
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -54,7 +55,10 @@ if mode == "otel":
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
-    FastAPIInstrumentor.instrument_app(app)
+    if mode == "otel-lean":  # as otelml sets it up: no ASGI send/receive child spans
+        FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    else:
+        FastAPIInstrumentor.instrument_app(app)
 elif mode == "otelml":
     from otelml import instrument
     from otelml.instrument.fastapi import instrument as instrument_fastapi
