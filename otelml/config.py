@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -286,6 +286,9 @@ def substitute_env(text: str, environ: dict[str, str] | None = None) -> str:
     return result
 
 
+_Document = TypeVar("_Document", bound=BaseModel)
+
+
 def _format_error(error: Any) -> str:
     path = ".".join(str(part) for part in error["loc"]) or "<root>"
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -294,16 +297,21 @@ def _format_error(error: Any) -> str:
     return f"{path}: {message}"
 
 
-def parse(data: object, base_dir: Path | None = None) -> GatewayConfig:
-    """Validate an already-parsed YAML document; relative paths resolve against `base_dir`."""
+def validate_document(model: type[_Document], data: object, expected: str) -> _Document:
+    """A YAML document (None = empty) as `model`; every problem named by its YAML path."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(["<root>: expected a mapping of sections (receivers, models, …)"])
+        raise ConfigError([f"<root>: expected {expected}"])
     try:
-        config = GatewayConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_format_error(e) for e in exc.errors()]) from None
+
+
+def parse(data: object, base_dir: Path | None = None) -> GatewayConfig:
+    """Validate an already-parsed YAML document; relative paths resolve against `base_dir`."""
+    config = validate_document(GatewayConfig, data, "a mapping of sections (receivers, models, …)")
     problems: list[str] = []
     otlp = config.receivers.otlp
     if config.workers > 1 and otlp.grpc is not None and otlp.grpc.port == 0:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +30,15 @@ def loopback_config(**overrides: Any) -> GatewayConfig:
     }
     data.update(overrides)
     return parse(data)
+
+
+def forwarding_config(sink_endpoint: str, queue: Path, **overrides: Any) -> GatewayConfig:
+    """A loopback gateway forwarding traces and logs over gRPC to one sink (Tempo and Loki)."""
+    exporters = {
+        "traces": {"endpoint": sink_endpoint, "protocol": "grpc"},
+        "logs": {"endpoint": sink_endpoint, "protocol": "grpc"},
+    }
+    return loopback_config(exporters=exporters, queue={"directory": str(queue)}, **overrides)
 
 
 @dataclass

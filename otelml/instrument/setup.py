@@ -15,6 +15,7 @@ gateway costs dropped telemetry, never an exception in the app.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import os
@@ -86,7 +87,9 @@ def configure(
 
     if not isinstance(telemetry.tracer_provider, TracerProvider):
         provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(_span_exporter(protocol, endpoint, headers)))
+        provider.add_span_processor(
+            BatchSpanProcessor(_exporter("traces", protocol, endpoint, headers))
+        )
         trace.set_tracer_provider(provider)
         telemetry.tracer_provider = provider
         telemetry.created.append(provider)
@@ -132,30 +135,36 @@ def _http_url(endpoint: str, path: str) -> str:
     return base if base.endswith(path) else base + path
 
 
-def _span_exporter(protocol: Protocol, endpoint: str | None, headers: dict[str, str] | None) -> Any:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+#: The official OTLP exporters by (protocol, signal): imported only when used.
+_EXPORTERS = {
+    ("grpc", "traces"): (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+    ("http/protobuf", "traces"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "OTLPSpanExporter",
+    ),
+    ("http/protobuf", "logs"): (
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        "OTLPLogExporter",
+    ),
+}
 
-        return OTLPSpanExporter(endpoint=endpoint, headers=headers)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
 
-    url = _http_url(endpoint, "/v1/traces") if endpoint else None
-    return HttpSpanExporter(endpoint=url, headers=headers)
-
-
-def _log_exporter(protocol: Protocol, endpoint: str | None, headers: dict[str, str] | None) -> Any:
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return OTLPLogExporter(endpoint=endpoint, headers=headers)
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (
-        OTLPLogExporter as HttpLogExporter,
-    )
-
-    url = _http_url(endpoint, "/v1/logs") if endpoint else None
-    return HttpLogExporter(endpoint=url, headers=headers)
+def _exporter(
+    signal: Literal["traces", "logs"],
+    protocol: Protocol,
+    endpoint: str | None,
+    headers: dict[str, str] | None,
+) -> Any:
+    """An OTLP exporter; without `endpoint` it reads the OTEL_* variables itself."""
+    module, name = _EXPORTERS[(protocol, signal)]
+    exporter = getattr(importlib.import_module(module), name)
+    if protocol == "http/protobuf" and endpoint:  # the HTTP exporters take the signal's URL
+        endpoint = _http_url(endpoint, f"/v1/{signal}")
+    return exporter(endpoint=endpoint, headers=headers)
 
 
 def _logger_provider(
@@ -175,7 +184,7 @@ def _logger_provider(
         options["log_record_limits"] = LogRecordLimits(max_attributes=WIDE_RECORD_ATTRIBUTES)
     provider = LoggerProvider(resource=resource, **options)
     provider.add_log_record_processor(
-        BatchLogRecordProcessor(_log_exporter(protocol, endpoint, headers))
+        BatchLogRecordProcessor(_exporter("logs", protocol, endpoint, headers))
     )
     return provider
 

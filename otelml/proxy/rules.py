@@ -18,12 +18,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from otelml.config import Size, _format_error, substitute_env
+from otelml.config import Size, substitute_env, validate_document
 from otelml.errors import ConfigError
 from otelml.proxy.paths import JsonPath, PathError
 
@@ -173,14 +172,7 @@ class Rules(_Strict):
 
 def parse(data: object) -> Rules:
     """Validate an already-parsed YAML document."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(["<root>: expected a mapping with routes: [...]"])
-    try:
-        rules = Rules.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError([_format_error(e) for e in exc.errors()]) from None
+    rules = validate_document(Rules, data, "a mapping with routes: [...]")
     problems: list[str] = []
     for index, route in enumerate(rules.routes):
         known = set(route.placeholders)

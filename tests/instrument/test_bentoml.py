@@ -35,7 +35,7 @@ from sklearn.datasets import load_iris  # type: ignore[import-untyped]
 
 from otelml import profile, semconv
 from otelml.instrument import bentoml as otelml_bentoml
-from tests.conftest import loopback_config, running_gateway
+from tests.conftest import forwarding_config, running_gateway
 from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.prometheus_server import free_port
 from tests.sinks import GrpcSink
@@ -119,13 +119,10 @@ def test_bentoml_service_features_predictions_and_monitor_records(
     venv = bento_environment(environment)
     reference = _reference(tmp_path)
     sink = Sink()
-    config = loopback_config(
+    config = forwarding_config(
+        sink.endpoint,
+        tmp_path / "queue",
         models=[{"name": "iris", "version": "1", "reference": str(reference)}],
-        exporters={
-            "traces": {"endpoint": sink.endpoint, "protocol": "grpc"},
-            "logs": {"endpoint": sink.endpoint, "protocol": "grpc"},
-        },
-        queue={"directory": str(tmp_path / "queue")},
     )
     rng = np.random.default_rng(7)
     single = _rows(rng, 30)

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.datasets import load_iris
 
 from otelml import profile
-from tests.conftest import loopback_config, running_gateway
+from tests.conftest import forwarding_config, running_gateway
 from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.sinks import GrpcSink
 
@@ -50,13 +50,10 @@ def _traceparent() -> tuple[str, str]:
 def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) -> None:
     reference = _reference(tmp_path)
     sink = GrpcSink()
-    config = loopback_config(
+    config = forwarding_config(
+        sink.endpoint,
+        tmp_path / "queue",
         models=[{"name": "iris", "version": "1", "reference": str(reference)}],
-        exporters={
-            "traces": {"endpoint": sink.endpoint, "protocol": "grpc"},
-            "logs": {"endpoint": sink.endpoint, "protocol": "grpc"},
-        },
-        queue={"directory": str(tmp_path / "queue")},
     )
     rng = np.random.default_rng(3)
     sent = pd.DataFrame(

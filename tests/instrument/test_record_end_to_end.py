@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from otelml import profile
-from tests.conftest import loopback_config, running_gateway
+from tests.conftest import forwarding_config, running_gateway
 from tests.environments import SDK_FLOOR, require
 from tests.sinks import GrpcSink
 
@@ -66,15 +66,12 @@ def test_record_script_reaches_the_gateway_exactly(tmp_path: Path, protocol: str
     ref = reference(tmp_path)
     edges = profile.load(ref).features["age"].edges
     sink = GrpcSink()
-    config = loopback_config(
+    config = forwarding_config(
+        sink.endpoint,
+        tmp_path / "queue",
         models=[
             {"name": "churn", "version": "3", "reference": str(ref), "ground_truth": {"ttl": "5m"}}
         ],
-        exporters={
-            "traces": {"endpoint": sink.endpoint, "protocol": "grpc"},
-            "logs": {"endpoint": sink.endpoint, "protocol": "grpc"},
-        },
-        queue={"directory": str(tmp_path / "queue")},
     )
     try:
         with running_gateway(config) as gw:
