@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from pandas.api import types as pdt  # type: ignore[import-untyped, unused-ignore]
 
-from otelml.profile.binning import bucket_counts, quantile_edges
+from otelml.profile.binning import bucket_counts, bucket_index, quantile_edges
 from otelml.profile.categories import category_label
 from otelml.profile.errors import ProfileError
 from otelml.profile.model import CategoricalProfile, FeatureProfile, NumericProfile, Profile
@@ -142,10 +142,12 @@ def _numeric(series: pd.Series, name: str, bins: int) -> NumericProfile:
     if values.size == 0:
         raise ProfileError(f"column {name!r}: no finite value to profile")
     edges = quantile_edges(values, bins)
+    counts = bucket_counts(edges, values)
+    sums = np.bincount(bucket_index(edges, values), weights=values, minlength=len(edges) + 1)
     return NumericProfile(
         name=name,
         edges=tuple(float(e) for e in edges),
-        counts=tuple(int(c) for c in bucket_counts(edges, values)),
+        counts=tuple(int(c) for c in counts),
         count=int(values.size),
         missing=int(raw.size - values.size),
         min=float(values.min()),
@@ -153,6 +155,10 @@ def _numeric(series: pd.Series, name: str, bins: int) -> NumericProfile:
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if values.size > 1 else 0.0,
         unique=int(np.unique(values).size),
+        bucket_means=tuple(
+            float(total / n) if n else None
+            for total, n in zip(sums.tolist(), counts.tolist(), strict=True)
+        ),
     )
 
 

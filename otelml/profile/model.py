@@ -37,6 +37,10 @@ class NumericProfile:
     std: float
     unique: int
     kind: Literal["numeric"] = "numeric"
+    #: Mean of the reference values in each bucket (None where empty): where a bucket's mass
+    #: sits, for binned distances (a skewed tail's midpoint would exaggerate them). Absent in
+    #: profiles written before it existed.
+    bucket_means: tuple[float | None, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class _Numeric(_Strict):
     mean: FiniteFloat
     std: Annotated[FiniteFloat, Field(ge=0)]
     unique: PositiveInt
+    bucket_means: list[FiniteFloat | None] | None = None
 
     @field_validator("edges")
     @classmethod
@@ -80,6 +81,16 @@ class _Numeric(_Strict):
     @classmethod
     def _sum_of_counts(cls, count: int, info: ValidationInfo) -> int:
         return _check_sum(count, info)
+
+    @field_validator("bucket_means")
+    @classmethod
+    def _one_mean_per_bucket(
+        cls, means: list[float | None] | None, info: ValidationInfo
+    ) -> list[float | None] | None:
+        counts = info.data.get("counts")
+        if means is not None and counts is not None and len(means) != len(counts):
+            raise ValueError(f"must have one entry per bucket ({len(counts)}), got {len(means)}")
+        return means
 
     @field_validator("max")
     @classmethod
@@ -257,6 +268,7 @@ def _convert(columns: Mapping[str, _Numeric | _Categorical]) -> dict[str, Featur
                 mean=c.mean,
                 std=c.std,
                 unique=c.unique,
+                bucket_means=None if c.bucket_means is None else tuple(c.bucket_means),
             )
         else:
             converted[name] = CategoricalProfile(

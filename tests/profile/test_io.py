@@ -94,6 +94,7 @@ def test_file_layout(profile: Profile, tmp_path: Path) -> None:
         "mean": 40.0,
         "std": pytest.approx(np.std([20, 30, 40, 50, 60], ddof=1)),
         "unique": 5,
+        "bucket_means": [20.0, 30.0, 40.0, 50.0, 60.0, None],
     }
     assert data["features"]["plan"] == {
         "kind": "categorical",

@@ -87,7 +87,7 @@ def assess(
         reference[i, :n] = feature.counts
         current[i, :n] = counts
         if isinstance(feature, NumericProfile):
-            row_points = scores.bin_points(feature.edges)
+            row_points = scores.bin_points(feature.edges, feature.bucket_means)
             std[i] = feature.std
         else:
             row_points = np.arange(n, dtype=np.float64)

@@ -92,7 +92,7 @@ class DriftTable:
         feature = row.feature
         self._reference_rows.append(np.asarray(feature.counts, dtype=np.float64))
         if isinstance(feature, NumericProfile):
-            self._point_rows.append(scores.bin_points(feature.edges))
+            self._point_rows.append(scores.bin_points(feature.edges, feature.bucket_means))
         else:
             self._point_rows.append(np.arange(len(feature.counts), dtype=np.float64))
         self.index[(row.model, row.series)] = len(self.rows)

@@ -15,6 +15,8 @@ Conventions (those of Evidently, the rule users know):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 from scipy import stats
@@ -109,13 +111,26 @@ def hellinger(reference: Counts, current: Counts) -> Scores:
     return _finish(np.sqrt(((np.sqrt(p) - np.sqrt(q)) ** 2).sum(axis=1) / 2.0), empty)
 
 
-def bin_points(edges: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """A representative value per bucket of `le` edges: the midpoint of (e[i−1], e[i]]; the
-    under- and overflow buckets sit on the outermost edges (their extent is unknown)."""
+def bin_points(
+    edges: npt.ArrayLike, means: Sequence[float | None] | None = None
+) -> npt.NDArray[np.float64]:
+    """A representative value per bucket of `le` edges: the reference's mean of the bucket
+    where known (`means`, one per bucket, None where empty), else the midpoint of
+    (e[i−1], e[i]]; the under- and overflow buckets sit on the outermost edges.
+
+    Means matter for skewed columns: the last bucket of an exponential spans a long tail whose
+    midpoint lies far beyond where its values are, and would inflate every distance measured
+    across it (a normed Wasserstein of ~0.1 between two samples of one distribution)."""
     e = np.asarray(edges, dtype=np.float64)
     if len(e) == 1:
-        return np.array([e[0], e[0]])
-    return np.concatenate([[e[0]], (e[:-1] + e[1:]) / 2.0, [e[-1]]])
+        points = np.array([e[0], e[0]])
+    else:
+        points = np.concatenate([[e[0]], (e[:-1] + e[1:]) / 2.0, [e[-1]]])
+    if means is not None and len(means) == len(points):
+        known = np.array([m is not None and np.isfinite(m) for m in means])
+        points[known] = np.asarray([m for m in means if m is not None and np.isfinite(m)])
+        points = np.maximum.accumulate(points)  # keep the order however the means fell
+    return points
 
 
 def wasserstein(reference: Counts, current: Counts, points: npt.ArrayLike) -> Scores:

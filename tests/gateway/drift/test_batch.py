@@ -87,7 +87,7 @@ def test_whole_file_scores_equal_the_score_functions(files: tuple[Path, Path]) -
     expected = scores.wasserstein_normed(
         n2.counts,
         counts,
-        scores.bin_points(n2.edges),
+        scores.bin_points(n2.edges, n2.bucket_means),  # type: ignore[union-attr]
         n2.std,  # type: ignore[union-attr]
     )[0]
     assert results["n2"].method == "wasserstein"

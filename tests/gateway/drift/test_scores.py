@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,3 +120,26 @@ def test_contributions_point_at_the_bin_that_moved() -> None:
     contributions = scores.contributions([50, 50, 0], [50, 10, 40])
     assert int(np.argmax(contributions)) == 2
     assert contributions.sum() == pytest.approx(scores.psi([50, 50, 0], [50, 10, 40])[0])
+
+
+def test_bucket_means_keep_a_skewed_tail_from_inflating_wasserstein() -> None:
+    """Two samples of one exponential: with the reference's bucket means as points the binned
+    normed Wasserstein stays near the raw one; with midpoints the long last bucket inflates it."""
+    from otelml import profile
+
+    rng = np.random.default_rng(2026)
+    reference = pd.DataFrame({"x": rng.exponential(24, 20_000).round()})
+    current = rng.exponential(24, 2_000).round()
+    feature = profile.build(reference).features["x"]
+    assert isinstance(feature, profile.NumericProfile) and feature.bucket_means is not None
+    edges = np.asarray(feature.edges)
+    live = np.bincount(np.searchsorted(edges, current, side="left"), minlength=len(edges) + 1)
+    ref = np.asarray(feature.counts)
+    with_means = scores.wasserstein_normed(
+        ref, live, scores.bin_points(edges, feature.bucket_means), feature.std
+    )[0]
+    with_midpoints = scores.wasserstein_normed(ref, live, scores.bin_points(edges), feature.std)[0]
+    raw = stats.wasserstein_distance(reference["x"], current) / feature.std
+    assert abs(with_means - raw) < 0.02 < abs(with_midpoints - raw)
+    points = scores.bin_points(edges, feature.bucket_means)
+    assert points[-2] == pytest.approx(reference["x"][reference["x"] > edges[-2]].mean())
