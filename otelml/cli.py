@@ -20,12 +20,7 @@ def _gateway(args: argparse.Namespace) -> int:
         config = load(args.config)
         Gateway(config, forward=False)  # loads profiles: every config error before binding
     except ConfigError as exc:
-        print(
-            f"otelml gateway: invalid configuration ({args.config or 'defaults'}):", file=sys.stderr
-        )
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return _invalid(f"otelml gateway: invalid configuration ({args.config or 'defaults'})", exc)
     if args.check:
         print("configuration ok")
         return 0
@@ -37,16 +32,21 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invalid(heading: str, error: ConfigError) -> int:
+    """Every problem of a config file on stderr, one per line; exit status 2."""
+    print(f"{heading}:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 2
+
+
 def _proxy(args: argparse.Namespace) -> int:
     from otelml.proxy import ProxySettings, load, serve
 
     try:
         rules = load(args.config)
     except ConfigError as exc:
-        print(f"otelml proxy: invalid rules ({args.config}):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return _invalid(f"otelml proxy: invalid rules ({args.config})", exc)
     if args.check:
         print("rules ok")
         return 0

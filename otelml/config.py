@@ -345,12 +345,16 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
     if path is None:
         return parse({})
     file = Path(path)
+    return parse(read_yaml(file, "config", environ), base_dir=file.parent)
+
+
+def read_yaml(file: Path, what: str, environ: dict[str, str] | None = None) -> object:
+    """A YAML file with `${VAR}` / `${VAR:-default}` substituted; unreadable → ConfigError."""
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{file}: cannot read config: {exc.strerror}"]) from None
+        raise ConfigError([f"{file}: cannot read {what}: {exc.strerror}"]) from None
     try:
-        data = yaml.safe_load(substitute_env(text, environ))
+        return yaml.safe_load(substitute_env(text, environ))
     except yaml.YAMLError as exc:
         raise ConfigError([f"{file}: invalid YAML: {exc}"]) from None
-    return parse(data, base_dir=file.parent)

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from otelml.config import Size, substitute_env, validate_document
+from otelml.config import Size, read_yaml, validate_document
 from otelml.errors import ConfigError
 from otelml.proxy.paths import JsonPath, PathError
 
@@ -199,13 +198,4 @@ def parse(data: object) -> Rules:
 
 def load(path: str | Path, environ: dict[str, str] | None = None) -> Rules:
     """Read, substitute `${ENV}` and validate a rules file."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{file}: cannot read rules: {exc.strerror}"]) from None
-    try:
-        data = yaml.safe_load(substitute_env(text, environ))
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{file}: invalid YAML: {exc}"]) from None
-    return parse(data)
+    return parse(read_yaml(Path(path), "rules", environ))
