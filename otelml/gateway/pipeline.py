@@ -58,7 +58,7 @@ class Pipeline:
         self.ground_truth = ground_truth
         self.senders = senders or []
         self.redactor = redactor
-        self.bentoml_monitor = BentoMonitorReader()
+        self.bentoml_monitor = BentoMonitorReader(stats.bentoml_monitor)
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.
@@ -129,18 +129,12 @@ class Pipeline:
     def _read_bentoml_monitor(self, payload: bytes) -> None:
         """bentoml.monitor records carry their columns in the body: read them as ml.* records
         (the original request is what was forwarded)."""
-        reader = self.bentoml_monitor
-        read, unread = reader.read, reader.unread
-        rewritten = reader.rewrite(payload)
+        rewritten = self.bentoml_monitor.rewrite(payload)
         if rewritten is not None:
             monitor_records = decode_logs(rewritten)
             self.features.consume(monitor_records)
             if self.ground_truth is not None:
                 self.ground_truth.consume(monitor_records)
-        if reader.read > read:
-            self.stats.bentoml_monitor["read"] += reader.read - read
-        if reader.unread > unread:
-            self.stats.bentoml_monitor["unread"] += reader.unread - unread
 
     def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
         """App metrics: validated, then only forwarded (to Prometheus remote write)."""

@@ -43,17 +43,16 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opentelemetry import trace
-from opentelemetry._logs import get_logger_provider
 
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
+from otelml.instrument.setup import flush as flush_providers
 
 _log = logging.getLogger("otelml.instrument.bentoml")
 _warn = warn_once(_log)
@@ -134,7 +133,7 @@ def flush(timeout_millis: int = 5_000) -> None:
     Runs by itself when the service stops (see `_flush_on_shutdown`); call it from a
     `@bentoml.on_shutdown` method of a service that does not use `record_api`.
     """
-    providers: list[Any] = [trace.get_tracer_provider(), get_logger_provider()]
+    providers: list[Any] = []
     try:
         from bentoml._internal.configuration.containers import (  # type: ignore[import-not-found,unused-ignore]
             BentoMLContainer,
@@ -149,12 +148,7 @@ def flush(timeout_millis: int = 5_000) -> None:
         _warn(
             "flush", f"otelml: BentoML's providers not found ({error!r}); flushing the global ones"
         )
-    deadline = time.monotonic() + timeout_millis / 1000  # one budget for all: shutdown waits
-    for provider in dict.fromkeys(p for p in providers if p is not None):
-        force_flush = getattr(provider, "force_flush", None)
-        left = int((deadline - time.monotonic()) * 1000)
-        if force_flush is not None and left > 0:
-            force_flush(left)
+    flush_providers(timeout_millis, also=providers)
 
 
 def _flush_on_shutdown(method: Any) -> None:

@@ -19,6 +19,8 @@ import importlib
 import inspect
 import logging
 import os
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -200,9 +202,13 @@ def _exports_logs(handler: logging.Handler) -> bool:
     return isinstance(handler, OtlpLogHandler) or type(handler).__name__ == "LoggingHandler"
 
 
-def flush(timeout_millis: int = 5_000) -> None:
-    """Export what the global providers hold now (app shutdown hooks call this)."""
-    for provider in (trace.get_tracer_provider(), get_logger_provider()):
+def flush(timeout_millis: int = 5_000, also: Iterable[Any] = ()) -> None:
+    """Export what the global providers (and `also`) hold now, within one time budget for all:
+    app shutdown hooks call this, and shutdown waits for it."""
+    deadline = time.monotonic() + timeout_millis / 1000
+    providers = [trace.get_tracer_provider(), get_logger_provider(), *also]
+    for provider in dict.fromkeys(p for p in providers if p is not None):
         force_flush = getattr(provider, "force_flush", None)
-        if force_flush is not None:
-            force_flush(timeout_millis)
+        left = int((deadline - time.monotonic()) * 1000)
+        if force_flush is not None and left > 0:
+            force_flush(left)

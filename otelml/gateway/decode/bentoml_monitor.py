@@ -17,6 +17,7 @@ in `unread` and skipped. Only requests that mention `bento_meta` or a known serv
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -40,11 +41,11 @@ class Schema:
 
 
 class BentoMonitorReader:
-    def __init__(self) -> None:
+    def __init__(self, counts: Counter[str] | None = None) -> None:
         self._schemas: dict[str, Schema] = {}
         self._services: list[bytes] = []
-        self.read = 0
-        self.unread = 0
+        #: Records by outcome, "read" or "unread" (the gateway passes its self-metrics').
+        self.counts: Counter[str] = Counter() if counts is None else counts
 
     def rewrite(self, payload: bytes) -> bytes | None:
         """An ExportLogsServiceRequest of the monitor records in `ml.*` form, or None."""
@@ -66,14 +67,14 @@ class BentoMonitorReader:
                     schema = self._schema(service, columns)
                     if schema is None:
                         if _META in columns or "request_id" in columns:
-                            self.unread += 1
+                            self.counts["unread"] += 1
                         continue
                     rewritten.append(_as_ml(record, columns, schema))
             if rewritten:
                 target = out.resource_logs.add()
                 target.resource.CopyFrom(resource_logs.resource)
                 target.scope_logs.add().log_records.extend(rewritten)
-                self.read += len(rewritten)
+                self.counts["read"] += len(rewritten)
         return out.SerializeToString() if out.resource_logs else None
 
     def _schema(self, service: str, columns: dict[str, AnyValue]) -> Schema | None:

@@ -92,7 +92,7 @@ def test_other_logs_are_not_parsed_and_unknown_monitors_are_counted() -> None:
     no_schema = _monitor_record(ROWS[0], 7, meta=False, binary_id=True)
     assert reader.rewrite(_request([no_schema])) is None  # nothing says it is a monitor yet
     assert reader.rewrite(_request([no_schema, _monitor_record(ROWS[1], 8, True, True)]))
-    assert (reader.read, reader.unread) == (1, 1)
+    assert reader.counts == {"read": 1, "unread": 1}
 
 
 def test_gateway_reads_monitor_records_and_remembers_schemas() -> None:
