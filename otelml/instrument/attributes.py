@@ -194,11 +194,16 @@ def _from_batch_columns(values: Mapping[str, Any]) -> Columns:
     return Columns(out, rows)
 
 
-def _from_rows(rows: Sequence[Mapping[str, Any]]) -> Columns:
+def rows_to_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Row mappings as columns over the union of their keys (None where a row lacks one)."""
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(str(k) for k in row))
-    columns = {name: [row.get(name) for row in rows] for name in names}
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def _from_rows(rows: Sequence[Mapping[str, Any]]) -> Columns:
+    columns = rows_to_columns(rows)
     out: dict[str, AttributeValue] = {name: _column(c) for name, c in columns.items()}
     return Columns(out, len(rows))
 

@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otelml.instrument.attributes import rows_to_columns
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
 from otelml.instrument.setup import flush
@@ -289,7 +290,7 @@ def _prediction(plan: _Plan, result: Any) -> Any:
     out = {}
     for output, value in values.items():
         if isinstance(value, list) and value and hasattr(value[0], "model_dump"):
-            out.update(_columns([v.model_dump() for v in value]))  # rows of outputs
+            out.update(rows_to_columns([v.model_dump() for v in value]))  # rows of outputs
         elif value is not None:
             out[output] = value
     return out or None
@@ -297,11 +298,6 @@ def _prediction(plan: _Plan, result: Any) -> Any:
 
 def _is_array(value: Any) -> bool:
     return type(value).__module__ == "numpy"
-
-
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    keys = dict.fromkeys(k for row in rows for k in row)
-    return {k: [row.get(k) for row in rows] for k in keys}
 
 
 # --- typing helpers -----------------------------------------------------------------------
