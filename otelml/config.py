@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from otelml.errors import ConfigError
 
@@ -103,9 +111,7 @@ class Tls(_Strict):
     @field_validator("cert_file", "key_file", "client_ca_file")
     @classmethod
     def _exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"file not found: {value}")
-        return value
+        return _existing_file(value)
 
 
 class ReceiverEndpoint(Endpoint):
@@ -170,15 +176,27 @@ class RetryConfig(_Strict):
     max_elapsed: Duration | None = None
 
 
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+#: A CA bundle (PEM) that verifies a destination's certificate; unset: the system's CAs
+#: (or the file SSL_CERT_FILE names).
+CaFile = Annotated[Path | None, AfterValidator(_existing_file)]
+
+
 class OtlpExporter(_Strict):
-    """An OTLP destination: gRPC `host:port` (a scheme is ignored) or an HTTP base URL
-    (`/v1/traces` or `/v1/logs` is appended, e.g. Loki's `http://loki:3100/otlp`)."""
+    """An OTLP destination: gRPC `host:port` (`https://` for TLS, other schemes ignored) or an
+    HTTP base URL (`/v1/traces` or `/v1/logs` is appended, e.g. `http://loki:3100/otlp`)."""
 
     endpoint: str = Field(min_length=1)
     protocol: Literal["grpc", "http/protobuf"] = "grpc"
     headers: dict[str, str] = Field(default={}, repr=False)
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
+    ca_file: CaFile = None
 
 
 class TracesExporter(OtlpExporter):
@@ -199,6 +217,7 @@ class MetricsExporter(_Strict):
     headers: dict[str, str] = Field(default={}, repr=False)
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
+    ca_file: CaFile = None
 
 
 class Exporters(_Strict):

@@ -21,7 +21,7 @@ import uvicorn
 
 from otelml.config import Endpoint, GatewayConfig, Tls
 from otelml.errors import ConfigError
-from otelml.gateway import admin
+from otelml.gateway import admin, malloc
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.performance.tracker import GroundTruthTracker
@@ -107,6 +107,7 @@ class Gateway:
         self, config: GatewayConfig, worker: int | None = None, forward: bool = True
     ) -> None:
         """`forward=False` for a process that receives nothing (the parent of workers)."""
+        malloc.tune()
         self.config = config
         models = load_models(config)
         self.state = GatewayState.create(

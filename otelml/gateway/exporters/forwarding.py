@@ -17,9 +17,8 @@ from otelml.gateway.exporters.remote_write import RemoteWriteTransport
 
 
 def _transport(exporter: OtlpExporter, signal: Signal) -> Transport:
-    if exporter.protocol == "grpc":
-        return GrpcTransport(exporter.endpoint, signal, exporter.headers, exporter.timeout)
-    return HttpTransport(exporter.endpoint, signal, exporter.headers, exporter.timeout)
+    kind = GrpcTransport if exporter.protocol == "grpc" else HttpTransport
+    return kind(exporter.endpoint, signal, exporter.headers, exporter.timeout, exporter.ca_file)
 
 
 def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Sender]:
@@ -55,7 +54,9 @@ def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Send
                 "metrics",
                 "data_points",
                 DiskQueue(root / "metrics", config.queue.max_bytes, config.queue.fsync),
-                RemoteWriteTransport(metrics.remote_write, metrics.headers, metrics.timeout),
+                RemoteWriteTransport(
+                    metrics.remote_write, metrics.headers, metrics.timeout, metrics.ca_file
+                ),
                 RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
             )
         )

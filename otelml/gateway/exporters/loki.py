@@ -85,14 +85,15 @@ class LokiLimits:
         self.truncated_lines = 0
         self._progress: tuple[int, int] = (0, 0)  # (payload id, chunks delivered)
 
-    async def send(self, payload: bytes) -> Outcome:
+    async def send(self, parts: list[bytes]) -> Outcome:
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
         chunks, truncated = prepare(payload, self.max_line_bytes, self.max_request_bytes)
         key = hash(payload)
         done = self._progress[1] if self._progress[0] == key else 0
         if done == 0:
             self.truncated_lines += truncated
         for index in range(done, len(chunks)):
-            outcome = await self.inner.send(chunks[index])
+            outcome = await self.inner.send([chunks[index]])
             if not outcome.ok:
                 self._progress = (key, index)
                 return outcome

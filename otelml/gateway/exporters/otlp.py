@@ -2,9 +2,13 @@
 
 Requests go out as they came in (protobuf bytes; JSON requests as their protobuf form), so
 trace and span ids, resource attributes and everything the gateway does not read reach Tempo or
-Loki unchanged. Retries follow the OTLP specification: gRPC UNAVAILABLE, DEADLINE_EXCEEDED,
-ABORTED, CANCELLED, OUT_OF_RANGE, DATA_LOSS and RESOURCE_EXHAUSTED-with-RetryInfo; HTTP 429,
-502, 503, 504 and connection errors — with exponential backoff and jitter, or the server's
+Loki unchanged. Queued requests go out together: serialised OTLP requests concatenate into one
+valid request (their repeated fields merge), so a batch is the list of their payloads — sent
+as they are over HTTP, joined for gRPC (which takes one buffer).
+
+Retries follow the OTLP specification: gRPC UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, CANCELLED,
+OUT_OF_RANGE, DATA_LOSS and RESOURCE_EXHAUSTED-with-RetryInfo; HTTP 429, 502, 503, 504 and
+connection errors — with exponential backoff and jitter, or the server's
 Retry-After / RetryInfo when it gives one. Anything else (HTTP 400, gRPC INVALID_ARGUMENT, …)
 is permanent: the request is dropped and counted by reason. One destination's outage never
 slows another: each has its own queue and task.
@@ -18,12 +22,16 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 import grpc
-import httpx
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from otelml.gateway.exporters.http import HttpConnection, HttpError
 from otelml.gateway.exporters.queue import DiskQueue
 
 Signal = Literal["spans", "log_records", "data_points"]
@@ -42,6 +50,8 @@ _RETRYABLE_GRPC = {
     grpc.StatusCode.DATA_LOSS,
 }
 _RETRYABLE_HTTP = {429, 502, 503, 504}
+#: Items a destination said it rejected in an OTLP partial success (counted as failed).
+REJECTED = "rejected_by_destination"
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,9 @@ class Outcome:
 
 
 class Transport(Protocol):
-    async def send(self, payload: bytes) -> Outcome: ...
+    async def send(self, parts: list[bytes]) -> Outcome:
+        """Send one request: `parts` concatenated."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -67,21 +79,33 @@ class GrpcTransport:
     does the I/O without the GIL, so sending costs the event loop (the receivers) far less than
     an asyncio call of the same size."""
 
-    def __init__(self, endpoint: str, signal: Signal, headers: dict[str, str], timeout: float):
+    def __init__(
+        self,
+        endpoint: str,
+        signal: Signal,
+        headers: dict[str, str],
+        timeout: float,
+        ca_file: Path | None = None,
+    ):
         self._target = endpoint.split("://", 1)[-1].rstrip("/")
         self._method = _SERVICES[signal]
+        self._signal = signal
         self._metadata = tuple((k.lower(), v) for k, v in headers.items())
         self._timeout = timeout
-        self._channel = grpc.insecure_channel(
-            self._target, options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
-        )
+        options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+        if endpoint.startswith("https://") or ca_file is not None:
+            roots = ca_file.read_bytes() if ca_file is not None else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            self._channel = grpc.secure_channel(self._target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self._target, options=options)
         self._export = self._channel.unary_unary(
             self._method, request_serializer=None, response_deserializer=None
         )
 
     def _send(self, payload: bytes) -> Outcome:
         try:
-            self._export(payload, timeout=self._timeout, metadata=self._metadata)
+            answer = self._export(payload, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             code = error.code()
             retry_after = _retry_info(error.trailing_metadata())
@@ -91,9 +115,10 @@ class GrpcTransport:
             ):
                 return Outcome(False, True, retry_after, reason)
             return Outcome(False, False, None, reason)
-        return Outcome(True)
+        return Outcome(True, dropped=_rejected(self._signal, answer))
 
-    async def send(self, payload: bytes) -> Outcome:
+    async def send(self, parts: list[bytes]) -> Outcome:
+        payload = parts[0] if len(parts) == 1 else b"".join(parts)
         return await asyncio.to_thread(self._send, payload)
 
     async def close(self) -> None:
@@ -113,31 +138,55 @@ def _retry_info(metadata: object) -> float | None:
 
 
 class HttpTransport:
-    def __init__(self, endpoint: str, signal: Signal, headers: dict[str, str], timeout: float):
+    """OTLP/HTTP client (protobuf): the batch's payloads leave as they are, in one write."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        signal: Signal,
+        headers: dict[str, str],
+        timeout: float,
+        ca_file: Path | None = None,
+    ):
         base = endpoint.rstrip("/")
         path = _HTTP_PATHS[signal]
         self.url = base if base.endswith(path) else base + path
-        self._headers = {**headers, "Content-Type": "application/x-protobuf"}
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._signal = signal
+        self._connection = HttpConnection(
+            self.url, {**headers, "Content-Type": "application/x-protobuf"}, timeout, ca_file
+        )
 
-    async def send(self, payload: bytes) -> Outcome:
-        if self._client is None:  # created inside the event loop that drives it
-            self._client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+    async def send(self, parts: list[bytes]) -> Outcome:
         try:
-            response = await self._client.post(self.url, content=payload)
-        except httpx.HTTPError as error:
-            return Outcome(False, True, None, type(error).__name__.lower())
-        if response.status_code < 300:
+            response = await self._connection.post(parts)
+        except HttpError as error:
+            return Outcome(False, True, None, error.reason)
+        if response.status < 300:
+            if response.headers.get("content-type", "").startswith("application/x-protobuf"):
+                return Outcome(True, dropped=_rejected(self._signal, response.body))
             return Outcome(True)
         retry_after = _retry_after(response.headers.get("retry-after"))
-        if response.status_code in _RETRYABLE_HTTP:
-            return Outcome(False, True, retry_after, f"http_{response.status_code}")
-        return Outcome(False, False, None, f"http_{response.status_code}")
+        if response.status in _RETRYABLE_HTTP:
+            return Outcome(False, True, retry_after, f"http_{response.status}")
+        return Outcome(False, False, None, f"http_{response.status}")
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        self._connection.close()
+
+
+def _rejected(signal: Signal, answer: bytes | None) -> dict[str, int]:
+    """Items the destination's OTLP partial success says it rejected."""
+    if not answer:
+        return {}
+    try:
+        if signal == "spans":
+            count = ExportTraceServiceResponse.FromString(answer).partial_success.rejected_spans
+        else:
+            logs = ExportLogsServiceResponse.FromString(answer)
+            count = logs.partial_success.rejected_log_records
+    except DecodeError:
+        return {}
+    return {REJECTED: int(count)} if count > 0 else {}
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -263,8 +312,6 @@ class Sender:
     async def _run(self) -> None:
         started = -self.linger
         while True:
-            # Queued requests go out together: serialised OTLP requests concatenate into one
-            # valid request (their repeated fields merge), so fewer, larger calls carry them.
             records = self.queue.peek_many(self.batch_bytes)
             if not records:
                 await self._wait(None)
@@ -279,18 +326,15 @@ class Sender:
                     self._holding = False
                 continue
             started = time.monotonic()
-            payload = (
-                records[0].payload if len(records) == 1 else b"".join(r.payload for r in records)
-            )
-            await self._deliver(payload, sum(r.items for r in records))
+            await self._deliver([r.payload for r in records], sum(r.items for r in records))
             self.queue.ack_many(records)
 
-    async def _deliver(self, payload: bytes, items: int) -> None:
+    async def _deliver(self, parts: list[bytes], items: int) -> None:
         """Send until delivered, dropped as permanent, or past max_elapsed; count the outcome."""
         first = time.monotonic()
         delay = self.retry.initial_interval
         while True:
-            outcome = await self.transport.send(payload)
+            outcome = await self.transport.send(parts)
             if outcome.ok:
                 for reason, count in outcome.dropped.items():
                     self.stats.failed[(self.signal, reason)] += count

@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import cramjam
-import httpx
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from otelml.gateway.exporters.http import HttpConnection, HttpError
 from otelml.gateway.exporters.otlp import Outcome, _retry_after
 
 _CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -199,34 +200,34 @@ def count_points(payload: bytes) -> int:
 class RemoteWriteTransport:
     """Sends a queued OTLP metrics request as one remote-write request."""
 
-    def __init__(self, url: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str], timeout: float, ca_file: Path | None = None
+    ) -> None:
         self.url = url
-        self._headers = {
-            **headers,
-            "Content-Type": "application/x-protobuf",
-            "Content-Encoding": "snappy",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
-        }
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._connection = HttpConnection(
+            url,
+            {
+                **headers,
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "snappy",
+                "X-Prometheus-Remote-Write-Version": "0.1.0",
+            },
+            timeout,
+            ca_file,
+        )
 
-    async def send(self, payload: bytes) -> Outcome:
-        body, _, dropped = translate(payload)
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+    async def send(self, parts: list[bytes]) -> Outcome:
+        body, _, dropped = translate(parts[0] if len(parts) == 1 else b"".join(parts))
         try:
-            response = await self._client.post(
-                self.url, content=bytes(cramjam.snappy.compress_raw(body))
-            )
-        except httpx.HTTPError as error:
-            return Outcome(False, True, None, type(error).__name__.lower())
-        if response.status_code < 300:
+            response = await self._connection.post([bytes(cramjam.snappy.compress_raw(body))])
+        except HttpError as error:
+            return Outcome(False, True, None, error.reason)
+        if response.status < 300:
             return Outcome(True, dropped=dict(dropped))
         retry_after = _retry_after(response.headers.get("retry-after"))
-        if response.status_code == 429 or response.status_code >= 500:
-            return Outcome(False, True, retry_after, f"http_{response.status_code}")
-        return Outcome(False, False, None, f"http_{response.status_code}")
+        if response.status == 429 or response.status >= 500:
+            return Outcome(False, True, retry_after, f"http_{response.status}")
+        return Outcome(False, False, None, f"http_{response.status}")
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        self._connection.close()

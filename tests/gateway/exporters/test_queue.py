@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -71,16 +73,16 @@ def test_a_failed_write_leaves_no_half_record(
 ) -> None:
     queue = DiskQueue(tmp_path, max_bytes=1 << 20)
     queue.append(b"before", items=1)
-    real_writev = os.writev
+    real_pwritev = os.pwritev
 
-    def disk_full(fd: int, buffers: list[memoryview]) -> int:
-        real_writev(fd, [buffers[0]])  # the header made it, the payload did not
+    def disk_full(fd: int, buffers: list[memoryview], offset: int) -> int:
+        real_pwritev(fd, [buffers[0]], offset)  # the header made it, the payload did not
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "writev", disk_full)
+    monkeypatch.setattr(os, "pwritev", disk_full)
     with pytest.raises(OSError):
         queue.append(b"lost", items=1)
-    monkeypatch.setattr(os, "writev", real_writev)
+    monkeypatch.setattr(os, "pwritev", real_pwritev)
     queue.append(b"after", items=1)
     assert queue.pending_items == 2
     queue.close()
@@ -92,12 +94,84 @@ def test_a_failed_write_leaves_no_half_record(
 def test_writes_of_a_few_bytes_at_a_time_still_make_whole_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_writev = os.writev
-    monkeypatch.setattr(os, "writev", lambda fd, buffers: real_writev(fd, [buffers[0][:3]]))
+    real_pwritev = os.pwritev
+    monkeypatch.setattr(
+        os, "pwritev", lambda fd, buffers, offset: real_pwritev(fd, [buffers[0][:3]], offset)
+    )
     queue = DiskQueue(tmp_path, max_bytes=1 << 20)
     queue.append(b"first request", items=1)
     queue.append(b"second", items=1)
     queue.close()
     reopened = DiskQueue(tmp_path, max_bytes=1 << 20)
     assert _drain(reopened) == [b"first request", b"second"]
+    reopened.close()
+
+
+def test_consumed_segments_are_reused_and_their_leftovers_never_replayed(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20, segment_bytes=200)
+    old = [f"old-{i:03d}".encode() * 8 for i in range(12)]  # 64 bytes each: 2 per segment
+    for payload in old:
+        queue.append(payload, items=1)
+    assert _drain(queue) == old
+    spares = sorted(p.name for p in tmp_path.glob("*.spare"))
+    assert len(spares) == 2  # the rest deleted
+    inodes = {(tmp_path / name).stat().st_ino for name in spares}
+    new = [b"new-short", b"new-longer-than-short" * 3, b"x"]
+    for payload in new:
+        queue.append(payload, items=2)
+    queue.close()
+    # The new records were written over the spares' files; the rest of the old contents is
+    # still in them after the new records, and must not come back after a restart.
+    segments = sorted(tmp_path.glob("*.seg"))
+    assert {p.stat().st_ino for p in segments} & inodes
+    assert any(b"old-" in p.read_bytes() for p in segments)
+    reopened = DiskQueue(tmp_path, max_bytes=1 << 20, segment_bytes=200)
+    assert reopened.pending_items == 6
+    assert reopened.pending_bytes == sum(16 + len(p) for p in new)
+    assert _drain(reopened) == new
+    reopened.close()
+
+
+def test_a_spare_renamed_into_place_but_never_written_replays_nothing(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20, segment_bytes=100)
+    for i in range(6):
+        queue.append(f"done-{i}".encode() * 10, items=1)
+    assert len(_drain(queue)) == 6
+    queue.close()
+    spare = sorted(tmp_path.glob("*.spare"))[0]
+    last = max(int(p.stem) for p in tmp_path.glob("*.seg"))
+    # A crash between the rename and the first write of the reused file.
+    os.replace(spare, tmp_path / f"{last + 1:012d}.seg")
+    reopened = DiskQueue(tmp_path, max_bytes=1 << 20, segment_bytes=100)
+    assert reopened.pending_items == 0 and reopened.peek() is None
+    reopened.append(b"fresh", items=1)
+    assert _drain(reopened) == [b"fresh"]
+    reopened.close()
+
+
+def test_records_of_the_previous_format_are_delivered_after_an_upgrade(tmp_path: Path) -> None:
+    """The previous format: header (length, zlib CRC-32 of the payload, 64-bit item count)."""
+    old = [b"queued before the upgrade", b"and this one"]
+    with open(tmp_path / "000000000007.seg", "wb") as file:
+        for payload in old:
+            file.write(struct.pack("<IIQ", len(payload), zlib.crc32(payload), 3) + payload)
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20, segment_bytes=100)
+    assert queue.pending_items == 6
+    queue.append(b"after the upgrade " * 5, items=1)  # does not fit: a new segment
+    assert _drain(queue) == [*old, b"after the upgrade " * 5]
+    assert not list(tmp_path.glob("*.spare"))  # an old-format file is deleted, not reused
+    queue.close()
+
+
+def test_a_damaged_header_ends_the_segment_there(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path, max_bytes=1 << 20)
+    for payload in (b"first", b"second", b"third"):
+        queue.append(payload, items=1)
+    queue.close()
+    segment = next(tmp_path.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    data[16 + 5 + 8] ^= 0x01  # the item count of the second record: the CRC covers it
+    segment.write_bytes(bytes(data))
+    reopened = DiskQueue(tmp_path, max_bytes=1 << 20)
+    assert _drain(reopened) == [b"first"]
     reopened.close()

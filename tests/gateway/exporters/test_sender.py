@@ -13,8 +13,8 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[bytes] = []
 
-    async def send(self, payload: bytes) -> Outcome:
-        self.calls.append(payload)
+    async def send(self, parts: list[bytes]) -> Outcome:
+        self.calls.append(b"".join(parts))
         return Outcome(True)
 
     async def close(self) -> None:
