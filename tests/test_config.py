@@ -124,3 +124,15 @@ def test_cli_check_accepts_a_valid_config(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "configuration ok"
+
+
+def test_an_exporter_ca_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        config.parse(
+            {"exporters": {"traces": {"endpoint": "https://t:4317", "ca_file": "nope.pem"}}}
+        )
+    assert error.value.problems == ["exporters.traces.ca_file: file not found: nope.pem"]
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    parsed = config.parse({"exporters": {"metrics": {"remote_write": "https://m/", "ca_file": ca}}})
+    assert parsed.exporters.metrics is not None and parsed.exporters.metrics.ca_file == ca
