@@ -73,7 +73,8 @@ def main() -> None:
     for protocol in forwarding.PROTOCOLS:
         on, ratio = ratios[protocol]
         print(
-            f"  the three exporters on, traces and logs over {protocol}: {on:,.0f} spans/s, "
+            f"  the three exporters on, traces and logs over {protocol}"
+            f"{' (the default)' if protocol == 'http/protobuf' else ''}: {on:,.0f} spans/s, "
             f"on/off {ratio:.2f}   target ≥ 0.8"
         )
 

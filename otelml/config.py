@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from otelml.errors import ConfigError
@@ -188,23 +189,41 @@ CaFile = Annotated[Path | None, AfterValidator(_existing_file)]
 
 
 class OtlpExporter(_Strict):
-    """An OTLP destination: gRPC `host:port` (`https://` for TLS, other schemes ignored) or an
-    HTTP base URL (`/v1/traces` or `/v1/logs` is appended, e.g. `http://loki:3100/otlp`)."""
+    """An OTLP destination: an HTTP base URL (`/v1/traces` or `/v1/logs` is appended, e.g.
+    `http://tempo:4318`, Loki's `http://loki:3100/otlp`), or with `protocol: grpc` a gRPC
+    `host:port` (`https://` for TLS, other schemes ignored).
+
+    http/protobuf is the default, as the OTLP exporter specification makes it, and the cheaper
+    one here: a batch leaves in one write from the queued buffers, where grpcio needs it
+    joined into one message and copies it again (bench/forwarding.py measures both)."""
 
     endpoint: str = Field(min_length=1)
-    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
     headers: dict[str, str] = Field(default={}, repr=False)
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
     ca_file: CaFile = None
 
+    @model_validator(mode="after")
+    def _url_for_http(self) -> OtlpExporter:
+        if self.protocol == "http/protobuf" and not _is_http_url(self.endpoint):
+            raise ValueError(
+                f"endpoint {self.endpoint!r} is not an http:// or https:// URL, which "
+                "http/protobuf (the default protocol) needs, e.g. http://tempo:4318; "
+                "for OTLP/gRPC set protocol: grpc"
+            )
+        return self
+
+
+def _is_http_url(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value.split("://", 1)[1]) > 0
+
 
 class TracesExporter(OtlpExporter):
-    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    pass
 
 
 class LogsExporter(OtlpExporter):
-    protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
     #: Loki's limits (its defaults): longer lines are truncated, larger requests split.
     max_line_bytes: Size = 256 * 1024
     max_request_bytes: Size = 4 * 1024 * 1024
@@ -218,6 +237,13 @@ class MetricsExporter(_Strict):
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
     ca_file: CaFile = None
+
+    @field_validator("remote_write")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _is_http_url(value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
 
 
 class Exporters(_Strict):

@@ -136,3 +136,22 @@ def test_an_exporter_ca_file_must_exist(tmp_path: Path) -> None:
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     parsed = config.parse({"exporters": {"metrics": {"remote_write": "https://m/", "ca_file": ca}}})
     assert parsed.exporters.metrics is not None and parsed.exporters.metrics.ca_file == ca
+
+
+def test_otlp_exporters_default_to_http_and_say_what_a_grpc_endpoint_needs() -> None:
+    parsed = config.parse({"exporters": {"traces": {"endpoint": "http://tempo:4318"}}})
+    assert parsed.exporters.traces is not None
+    assert parsed.exporters.traces.protocol == "http/protobuf"
+    with pytest.raises(ConfigError) as error:
+        config.parse({"exporters": {"traces": {"endpoint": "tempo:4317"}}})
+    [problem] = error.value.problems
+    assert problem.startswith("exporters.traces: ")
+    assert "'tempo:4317' is not an http:// or https:// URL" in problem
+    assert "set protocol: grpc" in problem
+    grpc = config.parse({"exporters": {"traces": {"endpoint": "tempo:4317", "protocol": "grpc"}}})
+    assert grpc.exporters.traces is not None and grpc.exporters.traces.protocol == "grpc"
+    with pytest.raises(ConfigError) as error:
+        config.parse({"exporters": {"metrics": {"remote_write": "prometheus:9090"}}})
+    assert error.value.problems == [
+        "exporters.metrics.remote_write: 'prometheus:9090' is not an http:// or https:// URL"
+    ]

@@ -21,7 +21,7 @@ def test_kill_9_with_the_sink_down_loses_nothing_acknowledged(tmp_path: Path) ->
     tempo.mode = "unavailable"
     gateway = GatewayProcess.configure(
         tmp_path,
-        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', "
+        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', protocol: grpc, "
         "retry: {initial_interval: 100ms, max_interval: 300ms}}\n"
         f"queue: {{directory: '{tmp_path / 'queue'}'}}\n",
     )

@@ -102,7 +102,7 @@ def test_permanent_errors_are_dropped_and_counted(tmp_path: Path) -> None:
     tempo = GrpcSink()
     tempo.mode = "invalid"
     config = loopback_config(
-        exporters={"traces": {"endpoint": tempo.endpoint, "retry": FAST_RETRY}},
+        exporters={"traces": {"endpoint": tempo.endpoint, "protocol": "grpc", "retry": FAST_RETRY}},
         queue={"directory": str(tmp_path / "queue")},
     )
     try:
@@ -125,7 +125,7 @@ def test_a_full_queue_refuses_with_a_retry_hint_and_counts_nothing_twice(tmp_pat
     tempo = GrpcSink()
     tempo.mode = "unavailable"
     config = loopback_config(
-        exporters={"traces": {"endpoint": tempo.endpoint, "retry": FAST_RETRY}},
+        exporters={"traces": {"endpoint": tempo.endpoint, "protocol": "grpc", "retry": FAST_RETRY}},
         queue={"directory": str(tmp_path / "queue"), "max_bytes": "4KiB"},
     )
     payload = traces([{semconv.MODEL_NAME: "q", semconv.FEATURE_PREFIX + "x": 1.0}] * 20)
@@ -161,7 +161,7 @@ def test_grpc_refusal_is_unavailable_with_retry_info(tmp_path: Path, transport: 
     tempo = GrpcSink()
     tempo.mode = "unavailable"
     config = loopback_config(
-        exporters={"traces": {"endpoint": tempo.endpoint, "retry": FAST_RETRY}},
+        exporters={"traces": {"endpoint": tempo.endpoint, "protocol": "grpc", "retry": FAST_RETRY}},
         queue={"directory": str(tmp_path / "queue"), "max_bytes": "1KiB"},
     )
     payload = traces([{semconv.MODEL_NAME: "q", semconv.FEATURE_PREFIX + "x": 1.0}] * 20)

@@ -44,7 +44,7 @@ def test_twice_the_sustainable_load_for_a_minute(tmp_path: Path) -> None:
     tempo.spans_per_second = DESTINATION_SPANS_PER_S
     gateway = GatewayProcess.configure(
         tmp_path,
-        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}'}}\n"
+        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', protocol: grpc}}\n"
         f"queue: {{directory: '{tmp_path / 'queue'}', max_bytes: 4MiB}}\n"
         f"limits: {{memory_limit: {MEMORY_LIMIT}}}\n",
     )

@@ -24,7 +24,7 @@ def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> Non
     tempo.mode = "unavailable"
     gateway = GatewayProcess.configure(
         tmp_path,
-        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', "
+        f"exporters:\n  traces: {{endpoint: '{tempo.endpoint}', protocol: grpc, "
         "retry: {initial_interval: 200ms, max_interval: 2s}}\n"
         f"queue: {{directory: '{tmp_path / 'queue'}'}}\n",
     )

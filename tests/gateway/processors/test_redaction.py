@@ -25,7 +25,7 @@ def test_canaries_never_leave_the_gateway(tmp_path: Path, caplog: pytest.LogCapt
     tempo, loki = GrpcSink(), HttpSink()
     config = loopback_config(
         exporters={
-            "traces": {"endpoint": tempo.endpoint},
+            "traces": {"endpoint": tempo.endpoint, "protocol": "grpc"},
             "logs": {"endpoint": loki.url, "protocol": "http/protobuf"},
         },
         queue={"directory": str(tmp_path / "queue")},
