@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -206,7 +207,7 @@ class OtlpExporter(_Strict):
 
     @model_validator(mode="after")
     def _url_for_http(self) -> OtlpExporter:
-        if self.protocol == "http/protobuf" and not _is_http_url(self.endpoint):
+        if self.protocol == "http/protobuf" and not is_http_url(self.endpoint):
             raise ValueError(
                 f"endpoint {self.endpoint!r} is not an http:// or https:// URL, which "
                 "http/protobuf (the default protocol) needs, e.g. http://tempo:4318; "
@@ -215,8 +216,10 @@ class OtlpExporter(_Strict):
         return self
 
 
-def _is_http_url(value: str) -> bool:
-    return value.startswith(("http://", "https://")) and len(value.split("://", 1)[1]) > 0
+def is_http_url(value: str) -> bool:
+    """An http:// or https:// URL with a host: what the HTTP exporters can post to."""
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class TracesExporter(OtlpExporter):
@@ -241,7 +244,7 @@ class MetricsExporter(_Strict):
     @field_validator("remote_write")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not _is_http_url(value):
+        if not is_http_url(value):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 

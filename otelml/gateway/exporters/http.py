@@ -8,10 +8,9 @@ halves the forwarding cost per request (bench/forwarding.py). Responses, small f
 remote write, are parsed by h11.
 
 Only what the exporters need: POST, `http://` and `https://` (TLS 1.2+; the system's CAs or a
-given CA file), one
-request at a time, reconnect on demand. A request that finds a reused connection closed by
-the server before any answer is sent again once on a fresh one (servers close idle keep-alive
-connections; that is not the destination failing).
+given CA file), one request at a time, reconnect on demand. A request that finds a reused
+connection closed by the server before any answer is sent again once on a fresh one (servers
+close idle keep-alive connections; that is not the destination failing).
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
+
+from otelml.config import is_http_url
 
 #: Response bodies longer than this are read and dropped past it (errors, partial successes).
 _MAX_BODY = 1 << 20
@@ -52,17 +53,16 @@ class HttpConnection:
     def __init__(
         self, url: str, headers: dict[str, str], timeout: float, ca_file: Path | None = None
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not is_http_url(url):
             raise ValueError(f"not an http(s) URL: {url!r}")
+        parts = urlsplit(url)
         self.url = url
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self._tls = None
+        self._tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
             self._tls = ssl.create_default_context(cafile=ca_file)
-        if self._tls is not None:
             self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
         self._headers = [
             ("Host", parts.netloc.rsplit("@", 1)[-1]),

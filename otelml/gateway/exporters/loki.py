@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelml.gateway.exporters.otlp import Outcome, Transport
+from otelml.gateway.exporters.otlp import Outcome, Transport, joined
 
 TRUNCATED = " …[truncated by otelml]"
 
@@ -86,7 +86,7 @@ class LokiLimits:
         self._progress: tuple[int, int] = (0, 0)  # (payload id, chunks delivered)
 
     async def send(self, parts: list[bytes]) -> Outcome:
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
+        payload = joined(parts)
         chunks, truncated = prepare(payload, self.max_line_bytes, self.max_request_bytes)
         key = hash(payload)
         done = self._progress[1] if self._progress[0] == key else 0

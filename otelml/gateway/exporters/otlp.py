@@ -31,7 +31,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from otelml.gateway.exporters.http import HttpConnection, HttpError
+from otelml.gateway.exporters.http import HttpConnection, HttpError, Response
 from otelml.gateway.exporters.queue import DiskQueue
 
 Signal = Literal["spans", "log_records", "data_points"]
@@ -118,8 +118,7 @@ class GrpcTransport:
         return Outcome(True, dropped=_rejected(self._signal, answer))
 
     async def send(self, parts: list[bytes]) -> Outcome:
-        payload = parts[0] if len(parts) == 1 else b"".join(parts)
-        return await asyncio.to_thread(self._send, payload)
+        return await asyncio.to_thread(self._send, joined(parts))
 
     async def close(self) -> None:
         self._channel.close()
@@ -165,10 +164,7 @@ class HttpTransport:
             if response.headers.get("content-type", "").startswith("application/x-protobuf"):
                 return Outcome(True, dropped=_rejected(self._signal, response.body))
             return Outcome(True)
-        retry_after = _retry_after(response.headers.get("retry-after"))
-        if response.status in _RETRYABLE_HTTP:
-            return Outcome(False, True, retry_after, f"http_{response.status}")
-        return Outcome(False, False, None, f"http_{response.status}")
+        return http_failure(response, response.status in _RETRYABLE_HTTP)
 
     async def close(self) -> None:
         self._connection.close()
@@ -187,6 +183,20 @@ def _rejected(signal: Signal, answer: bytes | None) -> dict[str, int]:
     except DecodeError:
         return {}
     return {REJECTED: int(count)} if count > 0 else {}
+
+
+def joined(parts: list[bytes]) -> bytes:
+    """A batch as one buffer, for what takes only one (grpcio, a protobuf parse)."""
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def http_failure(response: Response, retryable: bool) -> Outcome:
+    """The outcome of an HTTP answer of 300 or more: retried after the server's Retry-After
+    (else the backoff) when `retryable`, else dropped; counted as `http_<status>`."""
+    reason = f"http_{response.status}"
+    if retryable:
+        return Outcome(False, True, _retry_after(response.headers.get("retry-after")), reason)
+    return Outcome(False, False, None, reason)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -100,9 +100,12 @@ def _parse(data: bytes | memoryview, offset: int, segment: int, tagged: bool) ->
             return None
     elif tagged or crc != zlib.crc32(payload):
         return None
-    else:
-        items |= tag << 32  # the previous format's 64-bit count
-    return Record(segment, offset, end - offset, items, payload)
+    return Record(segment, offset, end - offset, _count(items, tag), payload)
+
+
+def _count(items: int, tag: int) -> int:
+    """A header's item count: the previous format's was 64 bits, its top half where the tag is."""
+    return items if tag & _TAGGED else items | tag << 32
 
 
 class DiskQueue:
@@ -304,10 +307,8 @@ class DiskQueue:
         self._reader.seek(offset)
         header = self._reader.read(_HEADER.size)
         length, _, items, tag = _HEADER.unpack(header)
-        if not tag & _TAGGED:
-            items |= tag << 32
         payload = self._reader.read(length)
-        return Record(segment, offset, _HEADER.size + length, items, payload)
+        return Record(segment, offset, _HEADER.size + length, _count(items, tag), payload)
 
     def peek(self) -> Record | None:
         """The oldest undelivered record, or None."""

@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from otelml.gateway.exporters.http import HttpConnection, HttpError
-from otelml.gateway.exporters.otlp import Outcome, _retry_after
+from otelml.gateway.exporters.otlp import Outcome, http_failure, joined
 
 _CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -217,17 +217,14 @@ class RemoteWriteTransport:
         )
 
     async def send(self, parts: list[bytes]) -> Outcome:
-        body, _, dropped = translate(parts[0] if len(parts) == 1 else b"".join(parts))
+        body, _, dropped = translate(joined(parts))
         try:
             response = await self._connection.post([bytes(cramjam.snappy.compress_raw(body))])
         except HttpError as error:
             return Outcome(False, True, None, error.reason)
         if response.status < 300:
             return Outcome(True, dropped=dict(dropped))
-        retry_after = _retry_after(response.headers.get("retry-after"))
-        if response.status == 429 or response.status >= 500:
-            return Outcome(False, True, retry_after, f"http_{response.status}")
-        return Outcome(False, False, None, f"http_{response.status}")
+        return http_failure(response, response.status == 429 or response.status >= 500)
 
     async def close(self) -> None:
         self._connection.close()
