@@ -23,9 +23,9 @@ from otelml import profile
 from otelml.config import parse
 from otelml.gateway.drift.batch import assess
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.observations import KIND_DOUBLE, KIND_STRING, Observations, Origin
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.observations import KIND_DOUBLE, KIND_STRING, Observations, Origin
+from otelml.gateway.state.store import ModelKey, ModelProfile, SeriesKey
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_PYTHON = ROOT / ".bench-venv" / "bin" / "python"

@@ -18,11 +18,11 @@ from prometheus_client.samples import Exemplar
 
 from bench.timing import median_time
 from otelml import semconv
-from otelml.gateway.distributions import NumericDistribution
 from otelml.gateway.exporters.prometheus import go_float, render
-from otelml.gateway.observations import KIND_DOUBLE, Observations, Origin
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey, SeriesKey
+from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.distributions import NumericDistribution
+from otelml.gateway.state.observations import KIND_DOUBLE, Observations, Origin
+from otelml.gateway.state.store import ModelKey, SeriesKey
 
 
 def build_state(features: int = 182, seed: int = 0) -> GatewayState:

@@ -25,10 +25,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.payload import SPANS, make_request
 from bench.timing import median_rate
+from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.decode import decode_traces
-from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state import GatewayState
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

@@ -14,9 +14,9 @@ from bench.payload import make_request
 
 
 def _worker(core: int, seconds: float, start_at: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from otelml.gateway.features import FeaturesConnector
+    from otelml.gateway.connectors.features import FeaturesConnector
+    from otelml.gateway.gateway_state import GatewayState
     from otelml.gateway.pipeline import Pipeline
-    from otelml.gateway.state import GatewayState
 
     os.sched_setaffinity(0, {core})
     payload = make_request()

@@ -17,7 +17,7 @@ from otelml.gateway.exporters.prometheus import (
     render,
     wants_openmetrics,
 )
-from otelml.gateway.state import GatewayState
+from otelml.gateway.gateway_state import GatewayState
 
 
 def create_app(

@@ -24,13 +24,13 @@ from otelml.errors import ConfigError
 from otelml.gateway import admin, malloc
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.forwarding import build_senders
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import FeatureStore, ModelProfile
+from otelml.gateway.state.store import FeatureStore, ModelProfile
 from otelml.profile import ProfileError
 from otelml.profile import load as load_profile
 

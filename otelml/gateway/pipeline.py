@@ -18,17 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from otelml import semconv
 from otelml.errors import Permanent
+from otelml.gateway.connectors.features import FeaturesConnector
+from otelml.gateway.connectors.ground_truth import GroundTruthConnector
+from otelml.gateway.connectors.spanmetrics import SpanMetrics
 from otelml.gateway.decode import decode_logs, decode_traces
 from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
 from otelml.gateway.exporters.otlp import Sender
 from otelml.gateway.exporters.remote_write import count_points
-from otelml.gateway.features import FeaturesConnector
-from otelml.gateway.performance.connector import GroundTruthConnector
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.processors.redaction import Redactor
-from otelml.gateway.selfmetrics import ReceiverStats
-from otelml.gateway.spanmetrics import SpanMetrics
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey
+from otelml.gateway.state.selfmetrics import ReceiverStats
+from otelml.gateway.state.store import ModelKey
 
 REASON_INVALID_ID = "invalid_id"
 

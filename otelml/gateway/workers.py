@@ -27,8 +27,8 @@ from typing import Any
 
 from otelml.config import GatewayConfig
 from otelml.gateway.app import Gateway, bind, wait_for_signal
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import FeatureStore
+from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.store import FeatureStore
 
 log = logging.getLogger("otelml.gateway")
 

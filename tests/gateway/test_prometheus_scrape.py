@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from otelml import semconv
-from otelml.gateway.distributions import default_edges
+from otelml.gateway.state.distributions import default_edges
 from tests.conftest import running_gateway
 from tests.prometheus_server import running_prometheus
 

@@ -13,8 +13,8 @@ from otelml.config import parse
 from otelml.gateway.app import load_models
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.prometheus import go_float, render
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state import GatewayState
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from otelml import semconv
+from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.exporters.prometheus import render
-from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state import GatewayState
 from tests.gateway.otlp_builders import logs, traces
 
 F = semconv.FEATURE_PREFIX

@@ -11,7 +11,7 @@ import numpy as np
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from otelml import semconv
-from otelml.gateway.distributions import default_edges
+from otelml.gateway.state.distributions import default_edges
 from tests.gateway.otlp_builders import traces
 from tests.gateway_process import GatewayProcess
 

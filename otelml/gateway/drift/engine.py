@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from otelml.config import DriftConfig, DriftRule, ModelConfig
 from otelml.gateway.drift import methods, scores
-from otelml.gateway.store import FeatureStore, ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.state.store import FeatureStore, ModelKey, ModelProfile, SeriesKey
 from otelml.profile import FeatureProfile, NumericProfile, Profile
 
 

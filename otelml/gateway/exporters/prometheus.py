@@ -18,11 +18,11 @@ import numpy as np
 from prometheus_client.utils import floatToGoString as _go_float
 
 from otelml import semconv
-from otelml.gateway.distributions import CategoricalDistribution, NumericDistribution
 from otelml.gateway.drift.engine import Verdict, series_verdicts
-from otelml.gateway.exemplars import Exemplars
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey, SeriesKey
+from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.distributions import CategoricalDistribution, NumericDistribution
+from otelml.gateway.state.exemplars import Exemplars
+from otelml.gateway.state.store import ModelKey, SeriesKey
 from otelml.profile import CategoricalProfile, NumericProfile
 
 TEXT_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from otelml.config import ModelConfig
 from otelml.gateway.performance.metrics import Metrics, evaluate
-from otelml.gateway.store import ModelKey
+from otelml.gateway.state.store import ModelKey
 
 Value = float | str
 

@@ -25,7 +25,7 @@ from otelml.gateway.receivers.responses import (
     metrics_response,
     traces_response,
 )
-from otelml.gateway.selfmetrics import ReceiverStats
+from otelml.gateway.state.selfmetrics import ReceiverStats
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"

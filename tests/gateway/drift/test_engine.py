@@ -8,12 +8,12 @@ import pytest
 
 from otelml import profile, semconv
 from otelml.config import parse
+from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.exemplars import Exemplars
-from otelml.gateway.features import FeaturesConnector
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.state.exemplars import Exemplars
+from otelml.gateway.state.store import ModelKey, ModelProfile, SeriesKey
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX

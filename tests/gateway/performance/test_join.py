@@ -12,12 +12,12 @@ from sklearn import metrics as sk
 
 from otelml import semconv
 from otelml.config import parse
+from otelml.gateway.connectors import ground_truth
 from otelml.gateway.exporters.prometheus import render
-from otelml.gateway.performance import connector
+from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state import GatewayState
-from otelml.gateway.store import ModelKey
+from otelml.gateway.state.store import ModelKey
 from tests.conftest import loopback_config, running_gateway
 from tests.gateway.otlp_builders import logs, traces
 
@@ -111,7 +111,7 @@ def test_default_ids_are_trace_and_row_for_batches_and_regression_metrics(monkey
 def test_ttl_and_capacity_evict_and_count(monkeypatch) -> None:
     state, pipeline = _pipeline(ttl="10s", max_predictions=3)
     clock = [1000.0]
-    monkeypatch.setattr(connector.time, "time", lambda: clock[0])
+    monkeypatch.setattr(ground_truth.time, "time", lambda: clock[0])
     pipeline.consume_traces(
         traces([{M: "clf", V: "2", ID: f"p{i}", semconv.PREDICTION: "a"} for i in range(5)]),
         "test",

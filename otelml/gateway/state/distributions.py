@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
-from otelml.gateway.exemplars import Exemplars
-from otelml.gateway.observations import (
+from otelml.gateway.state.exemplars import Exemplars
+from otelml.gateway.state.observations import (
     KIND_BOOL,
     KIND_DOUBLE,
     KIND_INT,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from otelml.gateway.observations import Origin
+from otelml.gateway.state.observations import Origin
 
 
 class Exemplars:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from otelml import semconv
-from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.decode import decode_logs, decode_traces
-from otelml.gateway.distributions import (
+from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.distributions import (
     NOT_FINITE,
     TYPE_MISMATCH,
     CategoricalDistribution,
     NumericDistribution,
 )
-from otelml.gateway.features import FeaturesConnector
-from otelml.gateway.store import FeatureStore, ModelKey, SeriesKey
+from otelml.gateway.state.store import FeatureStore, ModelKey, SeriesKey
 from tests.gateway.otlp_builders import logs, traces
 
 M = semconv.MODEL_NAME

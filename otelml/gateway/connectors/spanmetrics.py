@@ -13,10 +13,10 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
-from otelml.gateway.budget import SeriesBudget
 from otelml.gateway.decode import Records
-from otelml.gateway.exemplars import Exemplars
-from otelml.gateway.observations import Origin
+from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.exemplars import Exemplars
+from otelml.gateway.state.observations import Origin
 
 _BUCKETS = np.asarray(semconv.SPANMETRICS_BUCKETS)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from otelml import semconv
-from otelml.gateway.budget import SeriesBudget
-from otelml.gateway.distributions import (
+from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.distributions import (
     CategoricalDistribution,
     Distribution,
     NumericDistribution,

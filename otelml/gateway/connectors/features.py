@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from otelml import semconv
 from otelml.gateway.decode import Records
-from otelml.gateway.observations import (
+from otelml.gateway.state.observations import (
     KIND_BOOL,
     KIND_DOUBLE,
     KIND_INT,
@@ -25,7 +25,13 @@ from otelml.gateway.observations import (
     Observations,
     Origin,
 )
-from otelml.gateway.store import FeatureStore, ModelKey, SampleKind, SeriesKey, overflow_metric
+from otelml.gateway.state.store import (
+    FeatureStore,
+    ModelKey,
+    SampleKind,
+    SeriesKey,
+    overflow_metric,
+)
 
 
 def series_of_key(key: str) -> SeriesKey | None:

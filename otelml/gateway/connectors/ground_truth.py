@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
+from otelml.gateway.connectors.features import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
-from otelml.gateway.features import model_groups, row_in_entry, series_of_key
-from otelml.gateway.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
-from otelml.gateway.store import FeatureStore, ModelKey
+from otelml.gateway.state.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
+from otelml.gateway.state.store import FeatureStore, ModelKey
 
 
 def truth_output(key: str) -> str | None:

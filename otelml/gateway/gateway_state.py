@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from otelml.gateway.budget import SeriesBudget
+from otelml.gateway.connectors.spanmetrics import SpanMetrics
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.otlp import ExporterStats
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
-from otelml.gateway.selfmetrics import ReceiverStats
-from otelml.gateway.spanmetrics import SpanMetrics
-from otelml.gateway.store import FeatureStore, ModelProfile
+from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.selfmetrics import ReceiverStats
+from otelml.gateway.state.store import FeatureStore, ModelProfile
 
 
 @dataclass

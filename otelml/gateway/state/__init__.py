@@ -1,0 +1,1 @@
+"""The state the connectors keep: distributions, exemplars, the series budget, self-metrics."""
