@@ -21,10 +21,11 @@ import pandas as pd
 from bench.timing import median_time
 from otelml import profile
 from otelml.config import parse
+from otelml.gateway.decode.kinds import KIND_DOUBLE, KIND_STRING
 from otelml.gateway.drift.batch import assess
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.gateway_state import GatewayState
-from otelml.gateway.state.observations import KIND_DOUBLE, KIND_STRING, Observations, Origin
+from otelml.gateway.state.observations import Observations, Origin
 from otelml.gateway.state.store import ModelKey, ModelProfile, SeriesKey
 
 ROOT = Path(__file__).resolve().parents[1]

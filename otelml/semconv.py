@@ -6,7 +6,7 @@ project writes these strings by hand.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 # --- span / log-record attributes written by the app side (DESIGN.md §2) -----------------
 MODEL_NAME: Final = "ml.model.name"
@@ -26,6 +26,11 @@ DEFAULT_OUTPUT: Final = "prediction"
 OTHER_CATEGORY: Final = "__other__"
 #: `feature` label of observations whose own series would exceed `limits.max_series`.
 OVERFLOW_LABEL: Final = "__overflow__"
+
+# --- signals: the units receivers, exporters and their self-metrics count in ---------------
+#: Spelled as in the metric names (otelml_receiver_accepted_spans_total, …).
+Signal = Literal["spans", "log_records", "data_points"]
+SIGNALS: Final[tuple[Signal, ...]] = ("spans", "log_records", "data_points")
 
 # --- invalid-value reasons (label `reason` of otelml_feature_invalid_total) -----------------
 INVALID_OUT_OF_RANGE: Final = "out_of_range"

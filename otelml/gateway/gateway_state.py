@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from otelml.gateway.connectors.spanmetrics import SpanMetrics
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.exporters.otlp import ExporterStats
+from otelml.gateway.exporters.sender import ExporterStats
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.state.budget import SeriesBudget

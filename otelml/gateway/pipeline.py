@@ -23,8 +23,8 @@ from otelml.gateway.connectors.ground_truth import GroundTruthConnector
 from otelml.gateway.connectors.spanmetrics import SpanMetrics
 from otelml.gateway.decode import decode_logs, decode_traces
 from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
-from otelml.gateway.exporters.otlp import Sender
-from otelml.gateway.exporters.remote_write import count_points
+from otelml.gateway.decode.metrics import count_points
+from otelml.gateway.exporters.sender import Sender
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.state.selfmetrics import ReceiverStats

@@ -17,14 +17,8 @@ import numpy.typing as npt
 
 from otelml import semconv
 from otelml.gateway.decode import Records
-from otelml.gateway.state.observations import (
-    KIND_BOOL,
-    KIND_DOUBLE,
-    KIND_INT,
-    KIND_STRING,
-    Observations,
-    Origin,
-)
+from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
+from otelml.gateway.state.observations import Observations, Origin
 from otelml.gateway.state.store import (
     FeatureStore,
     ModelKey,

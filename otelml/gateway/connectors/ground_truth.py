@@ -16,8 +16,8 @@ import numpy.typing as npt
 from otelml import semconv
 from otelml.gateway.connectors.features import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
+from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
-from otelml.gateway.state.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.state.store import FeatureStore, ModelKey
 
 

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* leaf kinds: must match otelml/gateway/state/observations.py */
+/* leaf kinds: must match otelml/gateway/decode/kinds.py */
 enum { K_NULL = 0, K_DOUBLE = 1, K_INT = 2, K_BOOL = 3, K_STRING = 4, K_OTHER = 5 };
 
 typedef struct {

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from otelml.gateway.state.observations import (
+from otelml.gateway.decode.kinds import (
     KIND_BOOL,
     KIND_DOUBLE,
     KIND_INT,

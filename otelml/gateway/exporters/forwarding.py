@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from otelml.config import GatewayConfig, LogsExporter, OtlpExporter
 from otelml.gateway.exporters.loki import LokiLimits
-from otelml.gateway.exporters.otlp import (
-    GrpcTransport,
-    HttpTransport,
-    RetryPolicy,
-    Sender,
-    Signal,
-    Transport,
-)
+from otelml.gateway.exporters.otlp import GrpcTransport, HttpTransport
 from otelml.gateway.exporters.queue import DiskQueue
 from otelml.gateway.exporters.remote_write import RemoteWriteTransport
+from otelml.gateway.exporters.sender import RetryPolicy, Sender, Transport
+from otelml.semconv import Signal
 
 
 def _transport(exporter: OtlpExporter, signal: Signal) -> Transport:

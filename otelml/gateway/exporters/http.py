@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import h11
 
 from otelml.config import is_http_url
+from otelml.gateway.exporters.sender import Outcome
 
 #: Response bodies longer than this are read and dropped past it (errors, partial successes).
 _MAX_BODY = 1 << 20
@@ -257,3 +258,21 @@ async def _ready(sock: socket.socket, writable: bool, deadline: float) -> None:
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+def http_failure(response: Response, retryable: bool) -> Outcome:
+    """The outcome of an HTTP answer of 300 or more: retried after the server's Retry-After
+    (else the backoff) when `retryable`, else dropped; counted as `http_<status>`."""
+    reason = f"http_{response.status}"
+    if retryable:
+        return Outcome(False, True, _retry_after(response.headers.get("retry-after")), reason)
+    return Outcome(False, False, None, reason)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: use the backoff

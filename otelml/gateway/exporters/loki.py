@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from otelml.gateway.exporters.otlp import Outcome, Transport, joined
+from otelml.gateway.exporters.sender import Outcome, Transport, joined
 
 TRUNCATED = " …[truncated by otelml]"
 

@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from otelml.gateway.exporters.http import HttpConnection, HttpError
-from otelml.gateway.exporters.otlp import Outcome, http_failure, joined
+from otelml.gateway.exporters.http import HttpConnection, HttpError, http_failure
+from otelml.gateway.exporters.sender import Outcome, joined
 
 _CUMULATIVE = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -182,19 +182,6 @@ def translate(payload: bytes) -> tuple[bytes, int, Counter[str]]:
                         metric.exponential_histogram.data_points
                     )
     return write.SerializeToString(), written, dropped
-
-
-def count_points(payload: bytes) -> int:
-    """Data points in an OTLP metrics request: the unit of the conservation counters."""
-    request = ExportMetricsServiceRequest.FromString(payload)
-    total = 0
-    for resource_metrics in request.resource_metrics:
-        for scope in resource_metrics.scope_metrics:
-            for metric in scope.metrics:
-                kind = metric.WhichOneof("data")
-                if kind is not None:
-                    total += len(getattr(metric, kind).data_points)
-    return total
 
 
 class RemoteWriteTransport:

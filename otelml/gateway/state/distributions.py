@@ -14,15 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
+from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_NULL, KIND_STRING
 from otelml.gateway.state.exemplars import Exemplars
-from otelml.gateway.state.observations import (
-    KIND_BOOL,
-    KIND_DOUBLE,
-    KIND_INT,
-    KIND_NULL,
-    KIND_STRING,
-    Observations,
-)
+from otelml.gateway.state.observations import Observations
 from otelml.profile.binning import bucket_index
 
 #: Index of each reason in the `invalid` counter arrays.

@@ -11,14 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-# Which AnyValue member an observation arrived as.
-KIND_NULL = 0  # attribute present without a value
-KIND_DOUBLE = 1
-KIND_INT = 2
-KIND_BOOL = 3
-KIND_STRING = 4
-KIND_OTHER = 5  # bytes, key-value lists, nested arrays: never a valid feature value
-
 
 @dataclass(frozen=True)
 class Origin:

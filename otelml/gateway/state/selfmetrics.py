@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
 
-Signal = Literal["spans", "log_records", "data_points"]
+from otelml.semconv import Signal
 
 
 class ReceiverStats:

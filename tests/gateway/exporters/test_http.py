@@ -19,7 +19,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from otelml.gateway.exporters.http import HttpConnection, HttpError
-from otelml.gateway.exporters.otlp import REJECTED, HttpTransport, Outcome
+from otelml.gateway.exporters.otlp import REJECTED, HttpTransport
+from otelml.gateway.exporters.sender import Outcome
 from tests import tls_certs
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from otelml.gateway.decode.kinds import KIND_DOUBLE
 from otelml.gateway.exporters.prometheus import render, wants_openmetrics
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.state.distributions import NumericDistribution
-from otelml.gateway.state.observations import KIND_DOUBLE, Observations, Origin
+from otelml.gateway.state.observations import Observations, Origin
 from otelml.gateway.state.store import ModelKey, SeriesKey
 
 

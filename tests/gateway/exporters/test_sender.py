@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from otelml.gateway.exporters.otlp import Outcome, RetryPolicy, Sender
 from otelml.gateway.exporters.queue import DiskQueue
+from otelml.gateway.exporters.sender import Outcome, RetryPolicy, Sender
 
 
 class Recorder:

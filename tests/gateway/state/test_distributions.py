@@ -6,8 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otelml.gateway.decode.kinds import KIND_DOUBLE, KIND_STRING
 from otelml.gateway.state.distributions import CategoricalDistribution, NumericDistribution
-from otelml.gateway.state.observations import KIND_DOUBLE, KIND_STRING, Observations, Origin
+from otelml.gateway.state.observations import Observations, Origin
 
 EDGES = (-1.0, 0.0, 0.5, 2.0)
 
