@@ -25,10 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.payload import SPANS, make_request
 from bench.timing import median_rate
-from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.decode import decode_traces
 from otelml.gateway.gateway_state import GatewayState
-from otelml.gateway.pipeline import Pipeline
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -47,7 +45,7 @@ def decode_only(payload: bytes) -> float:
 
 def pipeline_in_process(payload: bytes) -> float:
     state = GatewayState.create()
-    pipeline = Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats)
+    pipeline = state.pipeline()
     return median_rate(lambda: pipeline.consume_traces(payload, "bench").accepted)
 
 

@@ -14,14 +14,12 @@ from bench.payload import make_request
 
 
 def _worker(core: int, seconds: float, start_at: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from otelml.gateway.connectors.features import FeaturesConnector
     from otelml.gateway.gateway_state import GatewayState
-    from otelml.gateway.pipeline import Pipeline
 
     os.sched_setaffinity(0, {core})
     payload = make_request()
     state = GatewayState.create()
-    pipeline = Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats)
+    pipeline = state.pipeline()
     pipeline.consume_traces(payload, "bench")  # warm-up
     while time.time() < start_at:
         time.sleep(0.001)

@@ -26,7 +26,6 @@ from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.tracker import GroundTruthTracker
-from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
@@ -130,7 +129,7 @@ class Gateway:
             else None
         )
         self.state.redaction = self.redactor
-        self.pipeline = Pipeline.for_state(self.state, self.senders, self.redactor)
+        self.pipeline = self.state.pipeline(self.senders, self.redactor)
         self.guard = Guard(
             config.auth.bearer_token,
             config.limits.max_inflight_bytes,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from otelml.gateway.connectors.spanmetrics import SpanMetrics
+from otelml.gateway.connectors.connector import Connector
+from otelml.gateway.connectors.features import FeaturesConnector
+from otelml.gateway.connectors.ground_truth import GroundTruthConnector
+from otelml.gateway.connectors.spanmetrics import SpanMetricsConnector
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.exporters.sender import ExporterStats
+from otelml.gateway.exporters.sender import ExporterStats, Sender
 from otelml.gateway.performance.tracker import GroundTruthTracker
+from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.state.budget import SeriesBudget
 from otelml.gateway.state.selfmetrics import ReceiverStats
+from otelml.gateway.state.spans import SpanMetrics
 from otelml.gateway.state.store import FeatureStore, ModelProfile
 
 
@@ -42,6 +48,22 @@ class GatewayState:
             store=FeatureStore(budget, models, max_categories),
             spanmetrics=SpanMetrics(budget),
         )
+
+    def connectors(self) -> list[Connector]:
+        """Every connector over this state, in the order each request reaches them."""
+        connectors: list[Connector] = [
+            FeaturesConnector(self.store),
+            SpanMetricsConnector(self.spanmetrics),
+        ]
+        if self.ground_truth is not None:
+            connectors.append(GroundTruthConnector(self.ground_truth, self.store))
+        return connectors
+
+    def pipeline(
+        self, senders: Sequence[Sender] = (), redactor: Redactor | None = None
+    ) -> Pipeline:
+        """The pipeline that counts into this state (and forwards through `senders`)."""
+        return Pipeline(self.connectors(), self.stats, senders, redactor, self.ground_truth)
 
     def merge(self, other: GatewayState) -> None:
         """Fold another worker's state into this one: counts add, exemplars keep the newest.

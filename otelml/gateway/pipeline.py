@@ -1,31 +1,28 @@
 """The processing pipeline behind every receiver: decode once, then fan out to the connectors.
 
-Receivers hand raw OTLP protobuf bytes here and map the outcome to their wire protocol; they
-know nothing of features or exporters. A span without a valid trace or span id is rejected
-(OTLP partial success) — it could never be linked to — and counted; everything else is
-accepted.
+Receivers hand raw OTLP protobuf bytes here (through the `Consumer` interface) and map the
+outcome to their wire protocol; they know nothing of features or exporters. A span without a
+valid trace or span id is rejected (OTLP partial success) — it could never be linked to — and
+counted; everything else is accepted.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
-from pydantic import BaseModel, ConfigDict, Field
 
-from otelml import semconv
 from otelml.errors import Permanent
-from otelml.gateway.connectors.features import FeaturesConnector
-from otelml.gateway.connectors.ground_truth import GroundTruthConnector
-from otelml.gateway.connectors.spanmetrics import SpanMetrics
-from otelml.gateway.decode import decode_logs, decode_traces
+from otelml.gateway.connectors.connector import Connector, RecordSignal
+from otelml.gateway.consumer import ExportResult, GroundTruthItem
+from otelml.gateway.decode import Records, decode_logs, decode_traces
 from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
 from otelml.gateway.decode.metrics import count_points
 from otelml.gateway.exporters.sender import Sender
-from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.state.selfmetrics import ReceiverStats
 from otelml.gateway.state.store import ModelKey
@@ -33,31 +30,23 @@ from otelml.gateway.state.store import ModelKey
 REASON_INVALID_ID = "invalid_id"
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    """What a receiver reports back: OTLP `partial_success` when `rejected` > 0."""
-
-    accepted: int
-    rejected: int = 0
-    message: str = ""
-
-
 class Pipeline:
+    """Processors, then every connector that reads the signal, then the exporters' queues."""
+
     def __init__(
         self,
-        features: FeaturesConnector,
-        spanmetrics: SpanMetrics,
+        connectors: Sequence[Connector],
         stats: ReceiverStats,
-        ground_truth: GroundTruthConnector | None = None,
-        senders: list[Sender] | None = None,
+        senders: Sequence[Sender] = (),
         redactor: Redactor | None = None,
+        ground_truth: GroundTruthTracker | None = None,
     ) -> None:
-        self.features = features
-        self.spanmetrics = spanmetrics
+        """`ground_truth`: where POST /v1/ground_truth goes (None: no model joins any)."""
+        self.connectors = list(connectors)
         self.stats = stats
-        self.ground_truth = ground_truth
-        self.senders = senders or []
+        self.senders = list(senders)
         self.redactor = redactor
+        self.ground_truth = ground_truth
         self.bentoml_monitor = BentoMonitorReader(stats.bentoml_monitor)
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
@@ -71,22 +60,12 @@ class Pipeline:
             if sender.signal == signal:
                 sender.enqueue(payload, items)
 
-    @classmethod
-    def for_state(
-        cls,
-        state: GatewayState,
-        senders: list[Sender] | None = None,
-        redactor: Redactor | None = None,
-    ) -> Pipeline:
-        tracker = state.ground_truth
-        return cls(
-            FeaturesConnector(state.store),
-            state.spanmetrics,
-            state.stats,
-            GroundTruthConnector(tracker, state.store) if tracker is not None else None,
-            senders,
-            redactor,
-        )
+    def _connect(
+        self, signal: RecordSignal, records: Records, valid: npt.NDArray[np.bool_] | None = None
+    ) -> None:
+        for connector in self.connectors:
+            if signal in connector.signals:
+                connector.consume(records, valid)
 
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
@@ -98,10 +77,7 @@ class Pipeline:
         )
         rejected = records.count - int(np.count_nonzero(valid))
         self._forward("spans", payload, records.count - rejected)
-        self.features.consume(records, None if rejected == 0 else valid)
-        self.spanmetrics.consume(records, None if rejected == 0 else valid)
-        if self.ground_truth is not None:
-            self.ground_truth.consume(records, None if rejected == 0 else valid)
+        self._connect("spans", records, None if rejected == 0 else valid)
         self.stats.accept("spans", transport, records.count - rejected)
         self.stats.refuse("spans", transport, REASON_INVALID_ID, rejected)
         if rejected:
@@ -119,9 +95,7 @@ class Pipeline:
             payload = self.redactor.logs(payload)
         records = decode_logs(payload)
         self._forward("log_records", payload, records.count)
-        self.features.consume(records)
-        if self.ground_truth is not None:
-            self.ground_truth.consume(records)
+        self._connect("log_records", records)
         self._read_bentoml_monitor(payload)
         self.stats.accept("log_records", transport, records.count)
         return ExportResult(records.count)
@@ -131,10 +105,7 @@ class Pipeline:
         (the original request is what was forwarded)."""
         rewritten = self.bentoml_monitor.rewrite(payload)
         if rewritten is not None:
-            monitor_records = decode_logs(rewritten)
-            self.features.consume(monitor_records)
-            if self.ground_truth is not None:
-                self.ground_truth.consume(monitor_records)
+            self._connect("log_records", decode_logs(rewritten))
 
     def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
         """App metrics: validated, then only forwarded (to Prometheus remote write)."""
@@ -159,23 +130,11 @@ class Pipeline:
                 "no model has ground_truth configured: nothing to join", "no_ground_truth", 404
             )
         now = time.time()
-        tracker = self.ground_truth.tracker
+        tracker = self.ground_truth
         for item in items:
             model = ModelKey(item.model, item.model_version or "") if item.model else None
             tracker.add_truth(item.prediction_id, item.output, _json_value(item.value), now, model)
         return ExportResult(len(items))
-
-
-class GroundTruthItem(BaseModel):
-    """One element of the POST /v1/ground_truth body."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prediction_id: str = Field(min_length=1)
-    value: float | int | bool | str
-    output: str = semconv.DEFAULT_OUTPUT
-    model: str | None = None
-    model_version: str | None = None
 
 
 def _json_value(value: float | int | bool | str) -> float | str:

@@ -25,9 +25,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from otelml import profile, semconv
 from otelml.config import GatewayConfig, parse
 from otelml.gateway.app import Gateway
+from otelml.gateway.consumer import GroundTruthItem
 from otelml.gateway.exporters.prometheus import render
 from otelml.gateway.gateway_state import GatewayState
-from otelml.gateway.pipeline import GroundTruthItem
 from otelml.gateway.state.exemplars import Exemplars
 from tests.gateway.otlp_builders import logs, traces
 

@@ -14,7 +14,6 @@ from otelml.gateway.app import load_models
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.prometheus import go_float, render
 from otelml.gateway.gateway_state import GatewayState
-from otelml.gateway.pipeline import Pipeline
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX
@@ -45,7 +44,7 @@ def test_series_are_sliced_by_segment_rows_and_bounded(tmp_path: Path) -> None:
     models = load_models(config)
     state = GatewayState.create(models=models)
     state.drift = DriftEngine(config.models, models)
-    pipeline = Pipeline.for_state(state)
+    pipeline = state.pipeline()
     rows: list[tuple[str, float]] = []
     spans = []
     for _ in range(40):  # scalar spans

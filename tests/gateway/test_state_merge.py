@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from otelml import semconv
-from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.exporters.prometheus import render
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
@@ -15,7 +14,7 @@ F = semconv.FEATURE_PREFIX
 
 
 def _pipeline(state: GatewayState) -> Pipeline:
-    return Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats)
+    return state.pipeline()
 
 
 def _requests(seed: int) -> list[tuple[str, bytes]]:

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
+from otelml.gateway.connectors.connector import RecordSignal
+from otelml.gateway.connectors.grouping import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.state.observations import Observations, Origin
@@ -28,34 +30,11 @@ from otelml.gateway.state.store import (
 )
 
 
-def series_of_key(key: str) -> SeriesKey | None:
-    """The feature or prediction output an attribute key names; None for other `ml.*` keys."""
-    if key.startswith(semconv.FEATURE_PREFIX):
-        name = key[len(semconv.FEATURE_PREFIX) :]
-        return SeriesKey("feature", name) if name else None
-    if key == semconv.PREDICTION:
-        return SeriesKey("prediction", semconv.DEFAULT_OUTPUT)
-    if key.startswith(semconv.PREDICTION_PREFIX) and key != semconv.PREDICTION_ID:
-        return SeriesKey("prediction", key[len(semconv.PREDICTION_PREFIX) :])
-    return None
-
-
 def _sample_kind(kind: npt.NDArray[np.int8]) -> SampleKind:
     """How to track a series first seen without a reference: by the majority of its values."""
     strings = int(np.count_nonzero(kind == KIND_STRING))
     numbers = int(np.count_nonzero((kind >= KIND_DOUBLE) & (kind <= KIND_BOOL)))
     return "categorical" if strings > numbers else "numeric"
-
-
-def _string_per_record(records: Records, key: str) -> npt.NDArray[np.int64]:
-    """Per record, the string code of a single-valued attribute; -1 where absent or not a string."""
-    out = np.full(records.count, -1, dtype=np.int64)
-    if key in records.keys:
-        leaves = records.leaves
-        code = records.keys.index(key)
-        mine = np.flatnonzero((leaves.key == code) & (leaves.kind == KIND_STRING))
-        out[leaves.record[mine]] = leaves.text[mine]
-    return out
 
 
 @dataclass(frozen=True)
@@ -184,16 +163,6 @@ def _sorted_layout(
     )
 
 
-def row_in_entry(records: Records) -> npt.NDArray[np.int64]:
-    """Each leaf's row: its position in its array attribute (0 for scalars)."""
-    leaves = records.leaves
-    entry = leaves.entry.astype(np.int64)
-    if len(entry) == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, first, inverse = np.unique(entry, return_index=True, return_inverse=True)
-    return np.asarray(np.where(leaves.from_array, np.arange(len(entry)) - first[inverse], 0))
-
-
 def _segment_layout(
     records: Records,
     record_group: npt.NDArray[np.int64],
@@ -303,22 +272,21 @@ def _segment_layout(
 class FeaturesConnector:
     """Consumes decoded records and updates the feature store."""
 
+    signals: frozenset[RecordSignal] = frozenset({"spans", "log_records"})
+
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
 
-    def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> int:
-        """Update distributions from one request; returns the observations used.
-
-        `valid` masks out records the receiver rejected.
-        """
+    def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> None:
+        """Update distributions from one request (`valid` masks out rejected records)."""
         leaves = records.leaves
         if records.count == 0 or len(leaves) == 0:
-            return 0
+            return
         record_group, groups = model_groups(records)
         if valid is not None:
             record_group[~valid] = -1
         if not groups:
-            return 0
+            return
         key_series = [series_of_key(k) for k in records.keys]
         # Only records with a feature or prediction are inferences: a model's ground-truth
         # span, or the span whose wide feature set went onto a log record, counts no missing.
@@ -331,7 +299,7 @@ class FeaturesConnector:
             records, record_group, leaf_group, key_series, len(groups)
         )
         origin = Origin(records.trace_id, records.span_id, records.time_s)
-        used = self._observe_layout(layout, groups, key_series, records, origin)
+        self._observe_layout(layout, groups, key_series, records, origin)
         for group, model in enumerate(groups):
             profile = self.store.model_profile(model)
             for feature in profile.segments if profile is not None else ():
@@ -340,7 +308,6 @@ class FeaturesConnector:
                 )
                 if segmented is not None:
                     self._observe_layout(*segmented, key_series, records, origin)
-        return used
 
     def _observe_layout(
         self,
@@ -349,10 +316,9 @@ class FeaturesConnector:
         key_series: list[SeriesKey | None],
         records: Records,
         origin: Origin,
-    ) -> int:
+    ) -> None:
         """Observe every (attribute, model) group of a layout; absent series count as missing."""
         seen: set[tuple[int, SeriesKey]] = set()
-        used = 0
         for position, (key_code, group, where) in enumerate(layout.groups):
             series = key_series[key_code]
             if series is None:
@@ -371,41 +337,19 @@ class FeaturesConnector:
                 all_finite=layout.all_finite[position],
             )
             seen.add((group, series))
-            used += self._observe(models[group], series, obs)
+            self._observe(models[group], series, obs)
         for group, model in enumerate(models):
             for series, distribution in list(self.store.model(model).items()):
                 if (group, series) not in seen:
                     rows = int(layout.group_rows[group])
                     distribution.observe(Observations.only_absent(rows))
-        return used
 
-    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> int:
+    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> None:
         distribution = self.store.existing(model, series)
         if distribution is None:
             distribution = self.store.distribution(model, series, _sample_kind(obs.kind))
         if distribution is None:
             metric = overflow_metric(series, _sample_kind(obs.kind))
             self.store.budget.count_overflow(metric, obs.rows)
-            return 0
+            return
         distribution.observe(obs)
-        return len(obs)
-
-
-def model_groups(records: Records) -> tuple[npt.NDArray[np.int64], list[ModelKey]]:
-    """Per record, the index of its (model, version) in the returned list, or -1."""
-    model = _string_per_record(records, semconv.MODEL_NAME)
-    has_model = model >= 0
-    if not has_model.any():
-        return np.full(records.count, -1, dtype=np.int64), []
-    version = _string_per_record(records, semconv.MODEL_VERSION)
-    pair = model * (len(records.strings) + 1) + (version + 1)
-    codes, inverse = np.unique(pair[has_model], return_inverse=True)
-    record_group = np.full(records.count, -1, dtype=np.int64)
-    record_group[has_model] = inverse
-    strings = records.strings
-    groups = []
-    for code in codes.tolist():
-        model_code, version_code = divmod(code, len(strings) + 1)
-        version_name = strings[version_code - 1] if version_code else ""
-        groups.append(ModelKey(strings[model_code], version_name))
-    return record_group, groups

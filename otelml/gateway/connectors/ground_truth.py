@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
-from otelml.gateway.connectors.features import model_groups, row_in_entry, series_of_key
+from otelml.gateway.connectors.connector import RecordSignal
+from otelml.gateway.connectors.grouping import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
@@ -30,6 +31,10 @@ def truth_output(key: str) -> str | None:
 
 
 class GroundTruthConnector:
+    """Predictions and ground truth (spans or log records) into the join."""
+
+    signals: frozenset[RecordSignal] = frozenset({"spans", "log_records"})
+
     def __init__(self, tracker: GroundTruthTracker, store: FeatureStore | None = None) -> None:
         self.tracker = tracker
         self.store = store  # for the segments of segmented models

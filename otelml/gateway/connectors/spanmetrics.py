@@ -7,54 +7,25 @@ latency bucket keeps an exemplar that opens a span of that latency.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import numpy.typing as npt
 
 from otelml import semconv
+from otelml.gateway.connectors.connector import RecordSignal
 from otelml.gateway.decode import Records
-from otelml.gateway.state.budget import SeriesBudget
-from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.observations import Origin
+from otelml.gateway.state.spans import SpanKey, SpanMetrics
 
 _BUCKETS = np.asarray(semconv.SPANMETRICS_BUCKETS)
 
 
-class SpanKey(NamedTuple):
-    service: str
-    span_name: str
-    span_kind: str
-    status_code: str
+class SpanMetricsConnector:
+    """Spans → the span metrics table (log records carry no duration)."""
 
+    signals: frozenset[RecordSignal] = frozenset({"spans"})
 
-class SpanSeries:
-    """One label set: a latency histogram (whose count is the call count) with exemplars."""
-
-    __slots__ = ("counts", "exemplars", "filled", "sum")
-
-    def __init__(self) -> None:
-        self.filled = 0  # buckets with a count: a bucket's first span always gets its exemplar
-        self.counts = np.zeros(len(_BUCKETS) + 1, dtype=np.int64)
-        self.exemplars = Exemplars(len(self.counts))
-        self.sum = 0.0
-
-    @staticmethod
-    def series_count() -> int:
-        return len(_BUCKETS) + 1 + 2 + 1  # buckets, _sum, _count, calls_total
-
-    def merge(self, other: SpanSeries) -> None:
-        self.counts += other.counts
-        self.filled = int(np.count_nonzero(self.counts))
-        self.sum += other.sum
-        self.exemplars.merge(other.exemplars)
-
-
-class SpanMetrics:
-    def __init__(self, budget: SeriesBudget) -> None:
-        self.budget = budget
-        self.series: dict[SpanKey, SpanSeries] = {}
-        self._refused: set[SpanKey] = set()
+    def __init__(self, table: SpanMetrics) -> None:
+        self.table = table
 
     def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> None:
         """Count the spans of one request (`valid` masks out spans rejected by the receiver)."""
@@ -89,9 +60,9 @@ class SpanMetrics:
                 semconv.SPAN_KINDS[kind_code],
                 semconv.STATUS_CODES[status_code],
             )
-            series = self._series(key)
+            series = self.table.series_for(key)
             if series is None:
-                self.budget.count_overflow(semconv.SPANMETRICS_CALLS, len(members))
+                self.table.budget.count_overflow(semconv.SPANMETRICS_CALLS, len(members))
                 continue
             series.counts += np.bincount(bucket[members], minlength=len(series.counts))
             series.sum += float(duration[members].sum())
@@ -100,22 +71,3 @@ class SpanMetrics:
             series.exemplars.offer(
                 bucket[members], duration[members], index[members], origin, fills_empty
             )
-
-    def _series(self, key: SpanKey) -> SpanSeries | None:
-        found = self.series.get(key)
-        if found is not None or key in self._refused:
-            return found
-        if not self.budget.reserve(SpanSeries.series_count()):
-            self._refused.add(key)
-            return None
-        found = self.series[key] = SpanSeries()
-        return found
-
-    def merge(self, other: SpanMetrics) -> None:
-        """Add another worker's span metrics into these, by label set."""
-        for key, theirs in other.series.items():
-            mine = self._series(key)
-            if mine is None:
-                self.budget.count_overflow(semconv.SPANMETRICS_CALLS, int(theirs.counts.sum()))
-            else:
-                mine.merge(theirs)

@@ -1,1 +1,1 @@
-"""OTLP receivers: wire protocols in, `Pipeline` calls out."""
+"""OTLP receivers: wire protocols in, `Consumer` calls out."""

@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from otelml.errors import Permanent, Refused
-from otelml.gateway.pipeline import ExportResult, Pipeline
+from otelml.gateway.consumer import Consumer, ExportResult
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.responses import (
     logs_response,
@@ -77,7 +77,7 @@ def _handler(
 
 
 def create_server(
-    pipeline: Pipeline,
+    pipeline: Consumer,
     max_request_bytes: int,
     reuse_port: bool = False,
     guard: Guard | None = None,

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from otelml.errors import Permanent, Refused
-from otelml.gateway.pipeline import ExportResult, GroundTruthItem, Pipeline
+from otelml.gateway.consumer import Consumer, ExportResult, GroundTruthItem
 from otelml.gateway.receivers.admission import read_body
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.otlp_json import (
@@ -62,7 +62,7 @@ def _error(
 
 
 def _endpoint(
-    pipeline: Pipeline,
+    pipeline: Consumer,
     max_request_bytes: int,
     guard: Guard,
     consume: Callable[[bytes, str], ExportResult],
@@ -117,7 +117,7 @@ _GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
 
 
 def _ground_truth_endpoint(
-    pipeline: Pipeline, max_request_bytes: int, guard: Guard
+    pipeline: Consumer, max_request_bytes: int, guard: Guard
 ) -> Callable[[Request], object]:
     """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`."""
     stats = pipeline.stats
@@ -156,7 +156,7 @@ def _ground_truth_endpoint(
     return post
 
 
-def create_app(pipeline: Pipeline, max_request_bytes: int, guard: Guard | None = None) -> Starlette:
+def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None = None) -> Starlette:
     guard = guard or Guard()
     methods = ["POST", "GET", "PUT", "DELETE", "PATCH"]
     return Starlette(

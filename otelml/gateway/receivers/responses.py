@@ -8,7 +8,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from otelml.gateway.pipeline import ExportResult
+from otelml.gateway.consumer import ExportResult
 
 
 def traces_response(result: ExportResult) -> ExportTraceServiceResponse:

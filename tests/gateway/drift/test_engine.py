@@ -8,7 +8,6 @@ import pytest
 
 from otelml import profile, semconv
 from otelml.config import parse
-from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
@@ -57,7 +56,7 @@ def _setup(reference_rows: int, tmp_path) -> tuple[GatewayState, Pipeline, Drift
     state = GatewayState.create(models=models)
     engine = DriftEngine(config.models, models)
     state.drift = engine
-    return state, Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats), engine
+    return state, state.pipeline(), engine
 
 
 def _send_step(pipeline: Pipeline, rng: np.random.Generator, step: int, shifted: bool) -> set[int]:
@@ -248,7 +247,7 @@ def test_prediction_drift_is_exposed_like_feature_drift(tmp_path) -> None:
     models = [ModelProfile("p", "1", profile.load(path))]
     state = GatewayState.create(models=models)
     state.drift = DriftEngine(config.models, models)
-    pipeline = Pipeline(FeaturesConnector(state.store), state.spanmetrics, state.stats)
+    pipeline = state.pipeline()
     spans = [
         {
             semconv.MODEL_NAME: "p",

@@ -42,7 +42,7 @@ def _pipeline(ttl: str = "1h", max_predictions: int = 1000) -> tuple[GatewayStat
     )
     state = GatewayState.create()
     state.ground_truth = GroundTruthTracker(config.models)
-    return state, Pipeline.for_state(state)
+    return state, state.pipeline()
 
 
 def _metrics(state: GatewayState) -> dict:
@@ -198,7 +198,7 @@ def test_performance_per_segment() -> None:
 
     state = GatewayState.create(models=load_models(config))
     state.ground_truth = GroundTruthTracker(config.models)
-    pipeline = Pipeline.for_state(state)
+    pipeline = state.pipeline()
     spans = [
         {
             M: "clf",
