@@ -25,8 +25,8 @@ from otelml.gateway.decode.kinds import KIND_DOUBLE, KIND_STRING
 from otelml.gateway.drift.batch import assess
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
-from otelml.gateway.state.store import ModelKey, ModelProfile, SeriesKey
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENTLY_PYTHON = ROOT / ".bench-venv" / "bin" / "python"

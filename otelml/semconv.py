@@ -112,6 +112,16 @@ LABEL_SEGMENT_VALUE: Final = "segment_value"
 #: Per-slice series (models with `segments:`) live in their own families: otelml_segment_*.
 SEGMENT_PREFIX: Final = "otelml_segment_"
 
+
+def segment_name(metric: str) -> str:
+    """The family of a metric's per-slice series: otelml_x → otelml_segment_x.
+
+    Slices get their own families so that `sum` over a family never adds a slice to the
+    whole it is part of.
+    """
+    return SEGMENT_PREFIX + metric.removeprefix("otelml_")
+
+
 # --- spanmetrics label values, spelled as the OpenTelemetry spanmetrics connector does ----------
 SPAN_KINDS: Final = (
     "SPAN_KIND_UNSPECIFIED",

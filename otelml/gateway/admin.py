@@ -27,7 +27,7 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         openmetrics = wants_openmetrics(request.headers.get("accept"))
-        body = render(await snapshot(), openmetrics)
+        body = render((await snapshot()).families(), openmetrics)
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         return Response(body, headers={"Content-Type": media_type})
 

@@ -29,7 +29,8 @@ from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.state.store import FeatureStore, ModelProfile
+from otelml.gateway.state.keys import ModelProfile
+from otelml.gateway.state.store import FeatureStore
 from otelml.profile import ProfileError
 from otelml.profile import load as load_profile
 

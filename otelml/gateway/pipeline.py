@@ -24,8 +24,8 @@ from otelml.gateway.decode.metrics import count_points
 from otelml.gateway.exporters.sender import Sender
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
+from otelml.gateway.state.keys import ModelKey
 from otelml.gateway.state.selfmetrics import ReceiverStats
-from otelml.gateway.state.store import ModelKey
 
 REASON_INVALID_ID = "invalid_id"
 

@@ -224,8 +224,8 @@ def _check(name: str, text: str) -> None:
 
 
 def _both(state: GatewayState, stem: str) -> None:
-    text = render(state, openmetrics=False)
-    openmetrics = render(state, openmetrics=True)
+    text = render(state.families(), openmetrics=False)
+    openmetrics = render(state.families(), openmetrics=True)
     list(text_string_to_metric_families(openmetrics))  # strictly valid OpenMetrics
     _check(f"{stem}.txt", text)
     _check(f"{stem}.openmetrics.txt", openmetrics)

@@ -83,7 +83,7 @@ def test_series_are_sliced_by_segment_rows_and_bounded(tmp_path: Path) -> None:
     state.drift.evaluate(state.store, now=0.0)
     samples = {
         (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(render(state, openmetrics=True))
+        for family in text_string_to_metric_families(render(state.families(), openmetrics=True))
         for s in family.samples
     }
     edges = np.asarray(profile.load(path).features["x"].edges)  # type: ignore[union-attr]

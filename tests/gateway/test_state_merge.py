@@ -53,8 +53,8 @@ def test_merged_workers_expose_exactly_what_one_process_would() -> None:
         merged.merge(half)
     # Text format carries every count and no exemplars: the same lines (series are created in
     # another order when the traffic is split, so compare them as sets).
-    merged_lines = render(merged, openmetrics=False).splitlines()
-    whole_lines = render(whole, openmetrics=False).splitlines()
+    merged_lines = render(merged.families(), openmetrics=False).splitlines()
+    whole_lines = render(whole.families(), openmetrics=False).splitlines()
     assert sorted(merged_lines) == sorted(whole_lines)
     assert len(merged_lines) > 300
     # Exemplars: each non-empty bucket has one, from a worker that counted a value there.

@@ -20,14 +20,9 @@ from otelml.gateway.connectors.connector import RecordSignal
 from otelml.gateway.connectors.grouping import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
+from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
-from otelml.gateway.state.store import (
-    FeatureStore,
-    ModelKey,
-    SampleKind,
-    SeriesKey,
-    overflow_metric,
-)
+from otelml.gateway.state.store import FeatureStore, SampleKind, overflow_metric
 
 
 def _sample_kind(kind: npt.NDArray[np.int8]) -> SampleKind:

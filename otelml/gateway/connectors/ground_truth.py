@@ -19,7 +19,8 @@ from otelml.gateway.connectors.grouping import model_groups, row_in_entry, serie
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.performance.tracker import GroundTruthTracker, Value
-from otelml.gateway.state.store import FeatureStore, ModelKey
+from otelml.gateway.state.keys import ModelKey
+from otelml.gateway.state.store import FeatureStore
 
 
 def truth_output(key: str) -> str | None:

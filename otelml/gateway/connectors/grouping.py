@@ -12,7 +12,7 @@ import numpy.typing as npt
 from otelml import semconv
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_STRING
-from otelml.gateway.state.store import ModelKey, SeriesKey
+from otelml.gateway.state.keys import ModelKey, SeriesKey
 
 
 def series_of_key(key: str) -> SeriesKey | None:

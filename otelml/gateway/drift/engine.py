@@ -11,7 +11,7 @@ bins, zero-padded — and each step scores the whole table with a few vectorised
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,34 +19,12 @@ import numpy.typing as npt
 
 from otelml.config import DriftConfig, DriftRule, ModelConfig
 from otelml.gateway.drift import methods, scores
-from otelml.gateway.state.store import FeatureStore, ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.drift.exposition import drift_families
+from otelml.gateway.drift.verdict import DriftExemplar, Verdict
+from otelml.gateway.state.families import Family
+from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.state.store import FeatureStore
 from otelml.profile import FeatureProfile, NumericProfile, Profile
-
-
-@dataclass(frozen=True)
-class DriftExemplar:
-    """A trace from the bin that moved most, at the moment drift was detected."""
-
-    trace_id: str
-    span_id: str
-    value: float
-    time_s: float
-
-
-@dataclass
-class Verdict:
-    """The latest evaluation of one series."""
-
-    method: str
-    threshold: float
-    scores: dict[str, float]
-    observations: int
-    detected: bool | None  # None: fewer than min_samples observations in the window
-    events: int = 0
-    exemplar: DriftExemplar | None = None
-    #: The window's counts per reference bin (not cumulative), exported so that Prometheus
-    #: can sum them over replicas and compute cluster-wide scores.
-    window: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -233,6 +211,10 @@ class DriftEngine:
                 table.next_due = (table.next_due or now) + table.step_s
                 if table.next_due <= now:  # fell behind: skip, never burst
                     table.next_due = now + table.step_s
+
+    def collect(self) -> Iterator[Family]:
+        """The latest verdicts (and the whole models' window counts), as metric families."""
+        return drift_families(list(series_verdicts(self)), self.reference_of)
 
     def reference_of(self, model: ModelKey, series: SeriesKey) -> FeatureProfile | None:
         for table in self.tables.values():

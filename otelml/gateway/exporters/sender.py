@@ -14,11 +14,13 @@ import contextlib
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from otelml.gateway.exporters.queue import DiskQueue
-from otelml.semconv import Signal
+from otelml.gateway.state.families import Family, Sample
+from otelml.semconv import SIGNALS, Signal
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,57 @@ class ExporterStats:
         self.queue_bytes += other.queue_bytes
         self.queue_items += other.queue_items
         self.queue_capacity += other.queue_capacity
+
+
+def exporter_families(exporters: Mapping[str, ExporterStats]) -> Iterator[Family]:
+    """Forwarding counters: accepted = sent + send_failed + queued (items), per signal."""
+    if not exporters:
+        return
+    ordered = sorted(exporters.items())
+    for signal in SIGNALS:
+        mine = [(n, s) for n, s in ordered if s.signal == signal]
+        if not mine:
+            continue
+        yield Family(
+            f"otelml_exporter_sent_{signal}_total",
+            "counter",
+            f"{signal.replace('_', ' ')} delivered, by exporter.",
+            [Sample((("exporter", n),), sum(s.sent.values())) for n, s in mine],
+        )
+        yield Family(
+            f"otelml_exporter_send_failed_{signal}_total",
+            "counter",
+            "Dropped after a permanent error or max_elapsed, by reason.",
+            [
+                Sample((("exporter", n), ("reason", reason)), count)
+                for n, s in mine
+                for (failed_signal, reason), count in sorted(s.failed.items())
+                if failed_signal == signal
+            ],
+        )
+        yield Family(
+            f"otelml_exporter_enqueue_failed_{signal}_total",
+            "counter",
+            "Refused because the queue was full (the client retries).",
+            [Sample((("exporter", n),), sum(s.enqueue_failed.values())) for n, s in mine],
+        )
+    for name, help_text, gauge in (
+        ("otelml_exporter_queue_size", "Undelivered bytes in the queue.", "queue_bytes"),
+        ("otelml_exporter_queue_capacity", "Queue capacity in bytes.", "queue_capacity"),
+        ("otelml_exporter_queue_items", "Undelivered spans or log records.", "queue_items"),
+    ):
+        yield Family(
+            name,
+            "gauge",
+            help_text,
+            [Sample((("exporter", n),), getattr(s, gauge)) for n, s in ordered],
+        )
+    yield Family(
+        "otelml_exporter_retries_total",
+        "counter",
+        "Send attempts retried.",
+        [Sample((("exporter", n),), s.retries) for n, s in ordered],
+    )
 
 
 class Sender:

@@ -12,13 +12,17 @@ metrics are computed when they are read. The state merges across workers by conc
 
 from __future__ import annotations
 
+import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from otelml.config import ModelConfig
+from otelml.gateway.performance.exposition import performance_families
 from otelml.gateway.performance.metrics import Metrics, evaluate
-from otelml.gateway.state.store import ModelKey
+from otelml.gateway.state.families import Family
+from otelml.gateway.state.keys import ModelKey
 
 Value = float | str
 
@@ -186,6 +190,16 @@ class GroundTruthTracker:
             predicted = [p.predicted for p in pairs]
             out[key] = (len(pairs), evaluate(truth, predicted))
         return out
+
+    def collect(self) -> Iterator[Family]:
+        """Performance over the window as of now, and the join's counters."""
+        return performance_families(
+            self.metrics(time.time()),
+            self.matched,
+            self.unmatched,
+            self.evicted,
+            (len(self.predictions), len(self.pending)),
+        )
 
     def merge(self, other: GroundTruthTracker) -> None:
         """Another worker's joins: pairs, counters and waiting entries add up."""

@@ -18,7 +18,7 @@ import fnmatch
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelml.errors import Permanent
+from otelml.gateway.state.families import Family, Sample
 
 BUILTIN_PATTERNS: dict[str, str] = {
     "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
@@ -63,6 +64,25 @@ class Redactor:
         self.action = action
         self.removed = 0
         self.values: Counter[str] = Counter()
+
+    def merge(self, other: Redactor) -> None:
+        """Another worker's counters."""
+        self.removed += other.removed
+        self.values.update(other.values)
+
+    def collect(self) -> Iterator[Family]:
+        yield Family(
+            "otelml_redaction_removed_attributes_total",
+            "counter",
+            "Attributes removed because their key is not allowed.",
+            [Sample((), self.removed)],
+        )
+        yield Family(
+            "otelml_redaction_values_total",
+            "counter",
+            "Values masked or hashed, by pattern.",
+            [Sample((("pattern", p),), self.values[p]) for p in sorted(self.patterns)],
+        )
 
     def _allowed(self, key: str) -> bool:
         return self.allow is None or any(p.match(key) for p in self.allow)

@@ -8,6 +8,10 @@ sets beyond `limits.max_series`; their observations are counted in `otelml_serie
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+
+from otelml import semconv
+from otelml.gateway.state.families import Family, Sample
 
 
 class SeriesBudget:
@@ -25,3 +29,15 @@ class SeriesBudget:
 
     def count_overflow(self, metric: str, observations: int) -> None:
         self.overflow[metric] += observations
+
+    def merge(self, other: SeriesBudget) -> None:
+        """Another worker's overflow; the series used stay this budget's own."""
+        self.overflow.update(other.overflow)
+
+    def collect(self) -> Iterator[Family]:
+        yield Family(
+            f"{semconv.SERIES_OVERFLOW}_total",
+            "counter",
+            "Observations not given their own series because limits.max_series was reached.",
+            [Sample((("metric", m),), v) for m, v in sorted(self.overflow.items())],
+        )

@@ -6,6 +6,7 @@ merge across workers by label set, and keep one exemplar per latency bucket.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -13,8 +14,10 @@ import numpy as np
 from otelml import semconv
 from otelml.gateway.state.budget import SeriesBudget
 from otelml.gateway.state.exemplars import Exemplars
+from otelml.gateway.state.families import Family, Histogram, Sample
 
 _BUCKETS = np.asarray(semconv.SPANMETRICS_BUCKETS)
+_BOUNDS = tuple(float(b) for b in semconv.SPANMETRICS_BUCKETS)
 
 
 class SpanKey(NamedTuple):
@@ -63,6 +66,26 @@ class SpanMetrics:
             return None
         found = self.series[key] = SpanSeries()
         return found
+
+    def collect(self) -> Iterator[Family]:
+        """Calls by label set, then the latency histograms (nothing before the first span)."""
+        if not self.series:
+            return
+        series = [(tuple(zip(key._fields, key, strict=True)), s) for key, s in self.series.items()]
+        yield Family(
+            f"{semconv.SPANMETRICS_CALLS}_total",
+            "counter",
+            "Spans by service, name, kind and status.",
+            [Sample(labels, int(s.counts.sum())) for labels, s in series],
+        )
+        yield Family(
+            semconv.SPANMETRICS_LATENCY,
+            "histogram",
+            "Span duration in seconds.",
+            histograms=[
+                Histogram(labels, _BOUNDS, s.counts, s.exemplars, s.sum) for labels, s in series
+            ],
+        )
 
     def merge(self, other: SpanMetrics) -> None:
         """Add another worker's span metrics into these, by label set."""

@@ -9,8 +9,9 @@ new name spends series from the budget.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
+
+import numpy as np
 
 from otelml import semconv
 from otelml.gateway.state.budget import SeriesBudget
@@ -20,41 +21,12 @@ from otelml.gateway.state.distributions import (
     NumericDistribution,
     default_edges,
 )
+from otelml.gateway.state.families import Family
+from otelml.gateway.state.feature_families import distribution_families, reference_families
+from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
 from otelml.profile import CategoricalProfile, FeatureProfile, NumericProfile, Profile
 
-Role = Literal["feature", "prediction"]
 SampleKind = Literal["numeric", "categorical"]
-
-
-class ModelKey(NamedTuple):
-    model: str
-    version: str
-    #: (segment feature, its value) for the per-slice series of a segmented model.
-    segment: tuple[str, str] | None = None
-
-    @property
-    def whole(self) -> ModelKey:
-        """The model itself, without the segment."""
-        return ModelKey(self.model, self.version)
-
-
-class SeriesKey(NamedTuple):
-    role: Role
-    name: str
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """A configured model: which versions it matches and its reference profile."""
-
-    name: str
-    version: str | None
-    profile: Profile | None
-    #: Categorical features whose values slice every series of the model.
-    segments: tuple[str, ...] = ()
-
-    def matches(self, key: ModelKey) -> bool:
-        return self.name == key.model and (self.version is None or self.version == key.version)
 
 
 class FeatureStore:
@@ -69,7 +41,8 @@ class FeatureStore:
         self.max_categories = max_categories
         self._by_model: dict[ModelKey, dict[SeriesKey, Distribution]] = {}
         self._refused: set[tuple[ModelKey, SeriesKey]] = set()
-        self._default_edges = default_edges()
+        # One array shared by every default-bucket series: the exposition formats it once.
+        self._default_edges = np.asarray(default_edges(), dtype=np.float64)
         self._segments: dict[tuple[ModelKey, str], set[str]] = {}
         #: Incremented whenever a distribution is created: lets readers skip rescans.
         self.generation = 0
@@ -184,6 +157,15 @@ class FeatureStore:
             if mine.kind != theirs.kind:
                 continue  # two workers guessed differently for an unprofiled series: keep ours
             mine.merge(theirs)  # type: ignore[arg-type]
+
+    def collect(self) -> Iterator[Family]:
+        """The whole models' distributions, their slices', then the reference profiles."""
+        entries = list(self.items())
+        yield from distribution_families(e for e in entries if e[0].segment is None)
+        yield from distribution_families(
+            (e for e in entries if e[0].segment is not None), semconv.segment_name
+        )
+        yield from reference_families(self.models)
 
     def items(self) -> Iterator[tuple[ModelKey, SeriesKey, Distribution]]:
         for key, known in self._by_model.items():

@@ -14,7 +14,8 @@ from otelml.gateway.state.distributions import (
     CategoricalDistribution,
     NumericDistribution,
 )
-from otelml.gateway.state.store import FeatureStore, ModelKey, SeriesKey
+from otelml.gateway.state.keys import ModelKey, SeriesKey
+from otelml.gateway.state.store import FeatureStore
 from tests.gateway.otlp_builders import logs, traces
 
 M = semconv.MODEL_NAME

@@ -12,7 +12,7 @@ from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.state.exemplars import Exemplars
-from otelml.gateway.state.store import ModelKey, ModelProfile, SeriesKey
+from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX
@@ -166,7 +166,7 @@ def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, mon
         _send_step(pipeline, rng, step, shifted=True)
         engine.evaluate(state.store, now=float(step))
     samples = {}
-    for family in text_string_to_metric_families(render(state, openmetrics=True)):
+    for family in text_string_to_metric_families(render(state.families(), openmetrics=True)):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample
     base = {"model": "m", "model_version": "1"}
@@ -261,6 +261,6 @@ def test_prediction_drift_is_exposed_like_feature_drift(tmp_path) -> None:
     state.drift.evaluate(state.store, now=0.0)
     verdict = state.drift.verdicts[(ModelKey("p", "1"), SeriesKey("prediction", "score"))]
     assert verdict.method == "wasserstein" and verdict.detected is True
-    text = render(state, openmetrics=True)
+    text = render(state.families(), openmetrics=True)
     assert 'otelml_prediction_drift_detected{model="p",model_version="1",output="score"} 1' in text
     assert 'otelml_drift_detected{model="p",model_version="1",feature="x"} 0' in text

@@ -9,8 +9,8 @@ from otelml.gateway.decode.kinds import KIND_DOUBLE
 from otelml.gateway.exporters.prometheus import render, wants_openmetrics
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.state.distributions import NumericDistribution
+from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
-from otelml.gateway.state.store import ModelKey, SeriesKey
 
 
 def _observe(dist: NumericDistribution, values: list[float]) -> None:
@@ -46,7 +46,7 @@ def _family(text: str, name: str):
 
 
 def test_negative_buckets_drop_sum_and_count() -> None:
-    text = render(_state_with((-1.0, 1.0), [-3.0, 0.0, 2.0]), openmetrics=True)
+    text = render(_state_with((-1.0, 1.0), [-3.0, 0.0, 2.0]).families(), openmetrics=True)
     family = _family(text, "otelml_feature_value")
     names = {s.name for s in family.samples}
     assert names == {"otelml_feature_value_bucket"}
@@ -55,14 +55,14 @@ def test_negative_buckets_drop_sum_and_count() -> None:
 
 
 def test_nonnegative_buckets_keep_sum_and_count() -> None:
-    text = render(_state_with((0.0, 1.0), [0.5, 0.25, 4.0]), openmetrics=True)
+    text = render(_state_with((0.0, 1.0), [0.5, 0.25, 4.0]).families(), openmetrics=True)
     family = _family(text, "otelml_feature_value")
     values = {s.name: s.value for s in family.samples if not s.name.endswith("_bucket")}
     assert values == {"otelml_feature_value_sum": 4.75, "otelml_feature_value_count": 3}
 
 
 def test_exemplars_render_hex_ids_value_and_time() -> None:
-    text = render(_state_with((0.0, 1.0), [0.5]), openmetrics=True)
+    text = render(_state_with((0.0, 1.0), [0.5]).families(), openmetrics=True)
     bucket = next(
         s for s in _family(text, "otelml_feature_value").samples if s.labels.get("le") == "1.0"
     )
@@ -73,7 +73,7 @@ def test_exemplars_render_hex_ids_value_and_time() -> None:
 
 def test_label_values_are_escaped() -> None:
     model = 'we"ird\\name\nline'
-    text = render(_state_with((0.0,), [1.0], model=model), openmetrics=True)
+    text = render(_state_with((0.0,), [1.0], model=model).families(), openmetrics=True)
     sample = _family(text, "otelml_feature_value").samples[0]
     assert sample.labels["model"] == model
 

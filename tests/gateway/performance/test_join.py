@@ -17,7 +17,7 @@ from otelml.gateway.exporters.prometheus import render
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
-from otelml.gateway.state.store import ModelKey
+from otelml.gateway.state.keys import ModelKey
 from tests.conftest import loopback_config, running_gateway
 from tests.gateway.otlp_builders import logs, traces
 
@@ -178,7 +178,7 @@ def test_post_ground_truth_json_and_exposition() -> None:
 
 
 def test_state_render_without_ground_truth_has_no_performance_families() -> None:
-    assert "otelml_performance" not in render(GatewayState.create(), openmetrics=True)
+    assert "otelml_performance" not in render(GatewayState.create().families(), openmetrics=True)
 
 
 def test_performance_per_segment() -> None:
@@ -240,5 +240,5 @@ def test_performance_per_segment() -> None:
     assert (whole[0], de[0], fr[0]) == (3, 2, 1)
     assert whole[1][("accuracy", "")] == pytest.approx(2 / 3)
     assert de[1][("accuracy", "")] == 0.5 and fr[1][("accuracy", "")] == 1.0
-    text = render(state, openmetrics=True)
+    text = render(state.families(), openmetrics=True)
     assert 'otelml_segment_performance{model="clf",model_version="2",output="prediction",' in text
