@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
-from otelml.config import DriftRule
 from otelml.gateway.drift import methods, scores
+from otelml.gateway.drift.rules import Rule, RuleLike
 from otelml.profile import FeatureProfile, NumericProfile, Profile
 from otelml.profile.binning import bucket_counts
 from otelml.profile.categories import category_label
@@ -63,7 +63,7 @@ def assess(
     *,
     window: str = "all",
     method: str = "auto",
-    rules: Mapping[str, DriftRule] | None = None,
+    rules: Mapping[str, RuleLike] | None = None,
     min_samples: int = 1,
 ) -> list[ColumnDrift]:
     """Every profiled column present in `table`, scored in one vectorised pass per method."""
@@ -93,7 +93,7 @@ def assess(
             row_points = np.arange(n, dtype=np.float64)
         points[i, :n] = row_points
         points[i, n:] = row_points[-1]
-        rule = (rules or {}).get(name, DriftRule(method=method))  # type: ignore[arg-type]
+        rule = (rules or {}).get(name) or Rule(method)
         name_of = (
             rule.method if rule.method != "auto" else methods.default_method(feature, profile.rows)
         )

@@ -11,15 +11,15 @@ bins, zero-padded — and each step scores the whole table with a few vectorised
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from otelml.config import DriftConfig, DriftRule, ModelConfig
 from otelml.gateway.drift import methods, scores
 from otelml.gateway.drift.exposition import drift_families
+from otelml.gateway.drift.rules import DriftSettings, ModelDrift, Rule, RuleLike
 from otelml.gateway.drift.verdict import DriftExemplar, Verdict
 from otelml.gateway.state.families import Family
 from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
@@ -37,9 +37,9 @@ class _Row:
     min_samples: int
 
 
-def _rule(drift: DriftConfig, series: SeriesKey) -> DriftRule:
+def _rule(drift: DriftSettings, series: SeriesKey) -> RuleLike:
     table = drift.features if series.role == "feature" else drift.predictions
-    return table.get(series.name, DriftRule(method=drift.method, threshold=drift.threshold))
+    return table.get(series.name, Rule(drift.method, drift.threshold))
 
 
 class DriftTable:
@@ -190,7 +190,7 @@ def _exemplar(distribution: object, contributions: npt.NDArray[np.float64]) -> D
 class DriftEngine:
     """Owns the tables and the latest verdicts; `evaluate` is called by a timer (or a test)."""
 
-    configs: list[ModelConfig]
+    configs: Sequence[ModelDrift]
     profiles: list[ModelProfile]
     tables: dict[tuple[float, float], DriftTable] = field(default_factory=dict)
     verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
@@ -259,7 +259,7 @@ class DriftEngine:
                 )
             )
 
-    def _config_of(self, model: ModelKey) -> tuple[ModelConfig, Profile] | None:
+    def _config_of(self, model: ModelKey) -> tuple[ModelDrift, Profile] | None:
         for config, profile in zip(self.configs, self.profiles, strict=True):
             if profile.matches(model) and profile.profile is not None:
                 return config, profile.profile

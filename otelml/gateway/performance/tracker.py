@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-from otelml.config import ModelConfig
 from otelml.gateway.performance.exposition import performance_families
 from otelml.gateway.performance.metrics import Metrics, evaluate
 from otelml.gateway.state.families import Family
@@ -47,6 +46,32 @@ class Pair(NamedTuple):
     predicted: Value
 
 
+class JoinLimits(Protocol):
+    """How long a prediction waits for its ground truth, and how many wait at most."""
+
+    @property
+    def ttl(self) -> float: ...
+
+    @property
+    def max_predictions(self) -> int: ...
+
+
+class ModelJoin(Protocol):
+    """One configured model, as far as the join goes (the config's `ModelConfig` is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def window(self) -> float: ...
+
+    @property
+    def ground_truth(self) -> JoinLimits | None: ...
+
+
 @dataclass
 class _Limits:
     ttl_s: float
@@ -56,7 +81,7 @@ class _Limits:
 
 @dataclass
 class GroundTruthTracker:
-    configs: list[ModelConfig]
+    configs: Sequence[ModelJoin]
     predictions: OrderedDict[tuple[str, str], Prediction] = field(default_factory=OrderedDict)
     pending: OrderedDict[tuple[str, str], Truth] = field(default_factory=OrderedDict)
     joined: OrderedDict[tuple[str, str], tuple[float, ModelKey]] = field(
