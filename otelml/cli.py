@@ -14,11 +14,11 @@ from otelml.errors import ConfigError
 
 def _gateway(args: argparse.Namespace) -> int:
     from otelml.config import load
-    from otelml.gateway.app import Gateway, serve
+    from otelml.gateway.app import serve
+    from otelml.gateway.validation import check
 
     try:
-        config = load(args.config)
-        Gateway(config, forward=False)  # loads profiles: every config error before binding
+        config = check(load(args.config))  # every config error, before anything starts
     except ConfigError as exc:
         return _invalid(f"otelml gateway: invalid configuration ({args.config or 'defaults'})", exc)
     if args.check:

@@ -1,7 +1,8 @@
 """Wiring: config → state, pipeline, receivers and admin server, on one asyncio loop.
 
 The only module that knows every component. Everything that can fail on bad configuration
-(reference profiles included) fails in `Gateway.__init__`, before any port is bound.
+(reference profiles included) fails in `validation.check`, before anything starts; `serve`
+runs one process, or hands `Gateway` to the worker pool.
 """
 
 from __future__ import annotations
@@ -9,18 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
-import uvicorn
 
-from otelml.config import Endpoint, GatewayConfig, Tls
-from otelml.errors import ConfigError
+from otelml.config import GatewayConfig, Tls
 from otelml.gateway import admin, malloc
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.forwarding import build_senders
@@ -29,10 +26,10 @@ from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.state.keys import ModelProfile
+from otelml.gateway.serving import HttpServer, add_grpc_port, bind, http_server, wait_for_signal
 from otelml.gateway.state.store import FeatureStore
-from otelml.profile import ProfileError
-from otelml.profile import load as load_profile
+from otelml.gateway.validation import CheckedConfig, check
+from otelml.gateway.workers import serve_workers
 
 log = logging.getLogger("otelml.gateway")
 
@@ -48,68 +45,22 @@ class BoundPorts:
 Snapshot = Callable[[], Awaitable[GatewayState]]
 
 
-def load_models(config: GatewayConfig) -> list[ModelProfile]:
-    """Load every configured reference profile; problems are config errors with their path."""
-    problems: list[str] = []
-    models: list[ModelProfile] = []
-    for index, model in enumerate(config.models):
-        profile = None
-        if model.reference is not None:
-            try:
-                profile = load_profile(model.reference)
-            except ProfileError as exc:
-                problems.append(f"models.{index}.reference: {exc}")
-        models.append(ModelProfile(model.name, model.version, profile, tuple(model.segments)))
-    if problems:
-        raise ConfigError(problems)
-    return models
-
-
-def bind(endpoint: Endpoint) -> socket.socket:
-    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
-    # with proto 0 every small answer waits ~40 ms on Nagle and delayed ACKs.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((endpoint.host, endpoint.port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on {endpoint.endpoint}: {exc.strerror}") from None
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def _uvicorn_tls(tls: Tls | None) -> dict[str, object]:
-    if tls is None:
-        return {}
-    options: dict[str, object] = {
-        "ssl_certfile": str(tls.cert_file),
-        "ssl_keyfile": str(tls.key_file),
-    }
-    if tls.client_ca_file is not None:
-        options["ssl_ca_certs"] = str(tls.client_ca_file)
-        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-    return options
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the gateway owns SIGTERM (graceful shutdown)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class Gateway:
     def __init__(
-        self, config: GatewayConfig, worker: int | None = None, forward: bool = True
+        self,
+        config: GatewayConfig | CheckedConfig,
+        worker: int | None = None,
+        forward: bool = True,
     ) -> None:
-        """`forward=False` for a process that receives nothing (the parent of workers)."""
+        """`forward=False` for a process that receives nothing (the parent of workers).
+
+        Raises `ConfigError` for a config that was not checked yet and fails its check.
+        """
+        checked = check(config)
+        config = checked.config
+        models = checked.models
         malloc.tune()
         self.config = config
-        models = load_models(config)
         self.state = GatewayState.create(
             max_series=config.limits.max_series,
             models=models,
@@ -137,7 +88,7 @@ class Gateway:
             config.limits.memory_limit,
         )
         self._grpc: grpc.aio.Server | None = None
-        self._http: list[uvicorn.Server] = []
+        self._http: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self.ports: BoundPorts | None = None
@@ -157,61 +108,21 @@ class Gateway:
     ) -> BoundPorts:
         """Bind and start. Workers pass `serve_admin=False`, an inherited `http_socket` and
         `reuse_port=True`; the merging parent passes `receivers=False` and its own snapshot."""
-        limits = self.config.limits
         otlp = self.config.receivers.otlp
         admin_socket = bind(self.config.admin) if serve_admin else None
         if receivers and http_socket is None and otlp.http is not None:
             http_socket = bind(otlp.http)
-        grpc_port = None
-        if receivers and otlp.grpc is not None:
-            self._grpc = otlp_grpc.create_server(
-                self.pipeline, limits.max_request_bytes, reuse_port=reuse_port, guard=self.guard
-            )
-            tls = otlp.grpc.tls
-            if tls is None:
-                grpc_port = self._grpc.add_insecure_port(otlp.grpc.endpoint)
-            else:
-                client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
-                credentials = grpc.ssl_server_credentials(
-                    [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
-                    root_certificates=client_ca,
-                    require_client_auth=client_ca is not None,
-                )
-                grpc_port = self._grpc.add_secure_port(otlp.grpc.endpoint, credentials)
-            if grpc_port == 0:
-                raise OSError(f"cannot listen on {otlp.grpc.endpoint}")
-            await self._grpc.start()
+        grpc_port = await self._start_grpc(reuse_port) if receivers else None
         apps: list[tuple[object, socket.socket, Tls | None]] = []
         if admin_socket is not None:
             snapshot = admin_snapshot or self._own_state
             apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket, None))
         if receivers and http_socket is not None:
-            apps.append(
-                (
-                    otlp_http.create_app(self.pipeline, limits.max_request_bytes, self.guard),
-                    http_socket,
-                    otlp.http.tls if otlp.http is not None else None,
-                )
+            receiver = otlp_http.create_app(
+                self.pipeline, self.config.limits.max_request_bytes, self.guard
             )
-        for app, sock, tls in apps:
-            config = uvicorn.Config(
-                app,  # type: ignore[arg-type]
-                log_level="warning",
-                lifespan="off",
-                access_log=False,
-                timeout_keep_alive=30,
-                **_uvicorn_tls(tls),  # type: ignore[arg-type]
-            )
-            config.load()
-            if config.ssl is not None:
-                config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-            server = _Server(config)
-            self._http.append(server)
-            self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-        while not all(s.started for s in self._http):
-            if any(t.done() for t in self._tasks):
-                await asyncio.gather(*self._tasks)  # re-raises the server's startup error
-            await asyncio.sleep(0.01)
+            apps.append((receiver, http_socket, otlp.http.tls if otlp.http else None))
+        await self._start_http(apps)
         self.ports = BoundPorts(
             grpc=grpc_port,
             http=http_socket.getsockname()[1] if http_socket is not None and receivers else None,
@@ -221,6 +132,31 @@ class Gateway:
             sender.start()
         self._ready = True
         return self.ports
+
+    async def _start_grpc(self, reuse_port: bool) -> int | None:
+        endpoint = self.config.receivers.otlp.grpc
+        if endpoint is None:
+            return None
+        self._grpc = otlp_grpc.create_server(
+            self.pipeline,
+            self.config.limits.max_request_bytes,
+            reuse_port=reuse_port,
+            guard=self.guard,
+        )
+        port = add_grpc_port(self._grpc, endpoint)
+        await self._grpc.start()
+        return port
+
+    async def _start_http(self, apps: list[tuple[object, socket.socket, Tls | None]]) -> None:
+        """Serve each app on its socket; returns once all listen (or re-raises a failure)."""
+        for app, sock, tls in apps:
+            server = http_server(app, tls)
+            self._http.append(server)
+            self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        while not all(s.started for s in self._http):
+            if any(t.done() for t in self._tasks):
+                await asyncio.gather(*self._tasks)  # re-raises the server's startup error
+            await asyncio.sleep(0.01)
 
     def start_drift(self, source: Callable[[], Awaitable[FeatureStore]] | None = None) -> None:
         """Evaluate drift every step on `source()` (default: this gateway's own counts)."""
@@ -270,14 +206,13 @@ class Gateway:
         self._http.clear()
 
 
-async def serve(config: GatewayConfig) -> None:
+async def serve(config: GatewayConfig | CheckedConfig) -> None:
     """Run until SIGINT/SIGTERM: one process, or `config.workers` workers behind shared ports."""
-    if config.workers > 1:
-        from otelml.gateway.workers import serve_workers
-
-        await serve_workers(config)
+    checked = check(config)
+    if checked.config.workers > 1:
+        await serve_workers(checked, Gateway)
         return
-    gateway = Gateway(config)
+    gateway = Gateway(checked)
     ports = await gateway.start()
     gateway.start_drift()
     log.warning(
@@ -288,11 +223,3 @@ async def serve(config: GatewayConfig) -> None:
     )
     await wait_for_signal()
     await gateway.stop()
-
-
-async def wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()

@@ -22,33 +22,79 @@ import pickle
 import signal
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
-from otelml.config import GatewayConfig
-from otelml.gateway.app import Gateway, bind, wait_for_signal
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.serving import bind, wait_for_signal
 from otelml.gateway.state.store import FeatureStore
+from otelml.gateway.validation import CheckedConfig
 
 log = logging.getLogger("otelml.gateway")
+
+
+class _Ports(Protocol):
+    @property
+    def grpc(self) -> int | None: ...
+
+    @property
+    def admin(self) -> int | None: ...
+
+
+class WorkerGateway(Protocol):
+    """What the pool runs in each worker and in the parent (`app.Gateway` is one)."""
+
+    state: GatewayState
+
+    async def start(
+        self,
+        *,
+        receivers: bool = True,
+        admin_snapshot: Callable[[], Awaitable[GatewayState]] | None = None,
+        serve_admin: bool = True,
+        http_socket: socket.socket | None = None,
+        reuse_port: bool = False,
+    ) -> _Ports: ...
+
+    def start_drift(self, source: Callable[[], Awaitable[FeatureStore]] | None = None) -> None: ...
+
+    def refresh_exporters(self) -> None: ...
+
+    async def stop(self, grace: float = 5.0) -> None: ...
+
+
+class GatewayFactory(Protocol):
+    def __call__(
+        self, config: CheckedConfig, worker: int | None = None, forward: bool = True
+    ) -> WorkerGateway: ...
+
 
 _SNAPSHOT = "snapshot"
 _STOP = "stop"
 
 
 def _worker_main(
-    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection, index: int
+    config: CheckedConfig,
+    factory: GatewayFactory,
+    http_socket: socket.socket | None,
+    conn: Connection,
+    index: int,
 ) -> None:
     # Ctrl-C reaches the whole process group: the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(_worker(config, http_socket, conn, index))
+    asyncio.run(_worker(config, factory, http_socket, conn, index))
 
 
 async def _worker(
-    config: GatewayConfig, http_socket: socket.socket | None, conn: Connection, index: int
+    config: CheckedConfig,
+    factory: GatewayFactory,
+    http_socket: socket.socket | None,
+    conn: Connection,
+    index: int,
 ) -> None:
-    gateway = Gateway(config, worker=index)
+    gateway = factory(config, worker=index)
     ports = await gateway.start(serve_admin=False, http_socket=http_socket, reuse_port=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -78,13 +124,13 @@ async def _worker(
 class WorkerPool:
     """Starts the workers (by fork, before the parent runs any loop or server) and merges them."""
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self.config = config
+    def __init__(self, checked: CheckedConfig, factory: GatewayFactory) -> None:
+        self.checked = checked
+        self.config = checked.config
+        self.factory = factory
         self._processes: list[Any] = []
         self._conns: list[Connection] = []
         self._lock = threading.Lock()
-        # Loads the reference profiles once, for merged views; forwards nothing itself.
-        self._template = Gateway(config, forward=False)
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
@@ -94,7 +140,7 @@ class WorkerPool:
             parent_end, child_end = context.Pipe()
             process = context.Process(
                 target=_worker_main,
-                args=(self.config, http_socket, child_end, index),
+                args=(self.checked, self.factory, http_socket, child_end, index),
                 name="otelml-worker",
                 daemon=True,
             )
@@ -112,9 +158,7 @@ class WorkerPool:
     def snapshot(self) -> GatewayState:
         """Every worker's state, merged into one."""
         limits = self.config.limits
-        merged = GatewayState.create(
-            limits.max_series, self._template.state.store.models, limits.max_categories
-        )
+        merged = GatewayState.create(limits.max_series, self.checked.models, limits.max_categories)
         with self._lock:  # one scrape at a time per pipe
             for conn in self._conns:
                 conn.send(_SNAPSHOT)
@@ -131,10 +175,12 @@ class WorkerPool:
                 process.terminate()
 
 
-async def serve_workers(config: GatewayConfig) -> None:
-    pool = WorkerPool(config)
+async def serve_workers(checked: CheckedConfig, factory: GatewayFactory) -> None:
+    """Fork the workers, then serve the merged admin port (and run drift) in this process."""
+    config = checked.config
+    pool = WorkerPool(checked, factory)
     pool.start()
-    parent = Gateway(config, forward=False)
+    parent = factory(checked, forward=False)
     loop = asyncio.get_running_loop()
 
     async def merged() -> GatewayState:

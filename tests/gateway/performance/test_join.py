@@ -194,7 +194,7 @@ def test_performance_per_segment() -> None:
             ]
         }
     )
-    from otelml.gateway.app import load_models
+    from otelml.gateway.validation import load_models
 
     state = GatewayState.create(models=load_models(config))
     state.ground_truth = GroundTruthTracker(config.models)

@@ -1,0 +1,99 @@
+"""Listening sockets, HTTP and gRPC servers, and the signals that stop them.
+
+What the gateway process and its workers share: binding before serving (so a worker can
+inherit a socket), uvicorn without its own signal handlers (the gateway owns SIGTERM), TLS
+1.2+ on every receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import ssl
+from collections.abc import Iterator
+
+import grpc
+import uvicorn
+
+from otelml.config import Endpoint, ReceiverEndpoint, Tls
+
+
+def bind(endpoint: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
+    # with proto 0 every small answer waits ~40 ms on Nagle and delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((endpoint.host, endpoint.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {endpoint.endpoint}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def add_grpc_port(server: grpc.aio.Server, endpoint: ReceiverEndpoint) -> int:
+    """Listen on `endpoint` (with its TLS, if any); the port bound."""
+    tls = endpoint.tls
+    if tls is None:
+        port: int = server.add_insecure_port(endpoint.endpoint)
+    else:
+        client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        port = server.add_secure_port(endpoint.endpoint, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {endpoint.endpoint}")
+    return port
+
+
+def _uvicorn_tls(tls: Tls | None) -> dict[str, object]:
+    if tls is None:
+        return {}
+    options: dict[str, object] = {
+        "ssl_certfile": str(tls.cert_file),
+        "ssl_keyfile": str(tls.key_file),
+    }
+    if tls.client_ca_file is not None:
+        options["ssl_ca_certs"] = str(tls.client_ca_file)
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+class HttpServer(uvicorn.Server):
+    """uvicorn without its signal handlers: the gateway owns SIGTERM (graceful shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_server(app: object, tls: Tls | None) -> HttpServer:
+    """An HTTP/1.1 server for an ASGI app, TLS 1.2+ when `tls` is given; not started."""
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        timeout_keep_alive=30,
+        **_uvicorn_tls(tls),  # type: ignore[arg-type]
+    )
+    config.load()
+    if config.ssl is not None:
+        config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+    return HttpServer(config)
+
+
+async def wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
