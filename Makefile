@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench prometheus bentoml-venvs clean
+.PHONY: demo test test-quick lint typecheck bench prometheus bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
@@ -47,9 +47,16 @@ bentoml-venvs:
 	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml $(BENTOML_EXAMPLE)/requirements.txt
 	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml-floor $(BENTOML_EXAMPLE)/requirements-floor.txt
 
-## test: lint, type check and the whole test suite against real components
+REQUIRE_ALL := OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1
+
+## test: lint, type check and the whole test suite against real components (what CI runs)
 test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus lint typecheck
-	OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
+	$(REQUIRE_ALL) $(BIN)/pytest -q
+
+## test-quick: lint, type check and every test not marked slow (no BentoML serve, no
+## minute-long load or soak): the inner loop, a couple of minutes on a quiet machine
+test-quick: $(STAMP) $(SDK_FLOOR)/.installed prometheus lint typecheck
+	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not slow"
 
 BENCH_VENV := .bench-venv
 

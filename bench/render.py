@@ -19,9 +19,10 @@ from prometheus_client.samples import Exemplar
 from bench.timing import median_time
 from otelml import semconv
 from otelml.gateway.decode.kinds import KIND_DOUBLE
-from otelml.gateway.exporters.prometheus import go_float, render
+from otelml.gateway.exporters.prometheus import render
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.state.distributions import NumericDistribution
+from otelml.gateway.state.families import go_float
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
 

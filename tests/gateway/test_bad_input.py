@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import httpx
@@ -22,7 +24,11 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
 
 
-def _request(spans: int, trace_id: bytes = b"\x01" * 16, **attributes: object) -> bytes:
+def _attributes(m: str, x: float) -> dict[str, Any]:
+    return {semconv.MODEL_NAME: m, semconv.FEATURE_PREFIX + "x": x}
+
+
+def _request(spans: int, trace_id: bytes = b"\x01" * 16, **attributes: Any) -> bytes:
     request = ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for i in range(spans):
@@ -53,7 +59,7 @@ def _still_serving(gw: RunningGateway) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_gateway():
+def small_gateway() -> Iterator[RunningGateway]:
     config = loopback_config(limits={"max_request_bytes": "64KiB", "max_series": 500})
     with running_gateway(config) as gw:
         yield gw
@@ -162,12 +168,12 @@ def test_oversized_bodies_are_413_with_and_without_content_length(
     small_gateway: RunningGateway,
 ) -> None:
     gw = small_gateway
-    big = _request(2000, **{"ml.model.name": "m", "ml.feature.x": 1.0})
+    big = _request(2000, **_attributes(m="m", x=1.0))
     assert len(big) > 64 * 1024
     response = httpx.post(f"{gw.http_url}/v1/traces", content=big, headers=PROTOBUF)
     assert response.status_code == 413
 
-    def chunks():
+    def chunks() -> Iterator[bytes]:
         for i in range(0, len(big), 8192):
             yield big[i : i + 8192]
 
@@ -180,7 +186,7 @@ def test_oversized_bodies_are_413_with_and_without_content_length(
 
 def test_gzip_bodies_inflate_and_gzip_bomb_is_413(small_gateway: RunningGateway) -> None:
     gw = small_gateway
-    ok = gzip.compress(_request(3, **{"ml.model.name": "gz", "ml.feature.x": 2.0}))
+    ok = gzip.compress(_request(3, **_attributes(m="gz", x=2.0)))
     response = httpx.post(
         f"{gw.http_url}/v1/traces", content=ok, headers={**PROTOBUF, "Content-Encoding": "gzip"}
     )
@@ -235,7 +241,7 @@ def test_grpc_malformed_is_invalid_argument_and_oversized_is_refused(
         with pytest.raises(grpc.RpcError) as error:
             export(b"\xff\xff\xff", timeout=5)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        big = _request(2000, **{"ml.model.name": "m", "ml.feature.x": 1.0})
+        big = _request(2000, **_attributes(m="m", x=1.0))
         with pytest.raises(grpc.RpcError) as error:
             export(big, timeout=5)
         assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -278,7 +284,7 @@ def test_series_budget_folds_new_series_into_counted_overflow() -> None:
     # Default numeric histograms cost 50 buckets + 1 missing + 4 invalid = 55 series each.
     config = loopback_config(limits={"max_series": 200})
     with running_gateway(config) as gw:
-        attributes = {semconv.MODEL_NAME: "wide"}
+        attributes: dict[str, Any] = {semconv.MODEL_NAME: "wide"}
         attributes.update({f"{semconv.FEATURE_PREFIX}f{i:02d}": float(i) for i in range(10)})
         response = httpx.post(
             f"{gw.http_url}/v1/traces", content=_request(4, **attributes), headers=PROTOBUF

@@ -117,7 +117,7 @@ def _requests(part: int, parts: int) -> Iterator[tuple[str, Any]]:
         steps.append(("drift", batch))
     # Unknown model, no reference: default buckets, strings, bools, arrays (a batch span),
     # invalid values of every reason, and a span without ids (rejected).
-    odd = [
+    odd: list[dict[str, Any]] = [
         {semconv.MODEL_NAME: "adhoc", F + "a": 1.5, F + "flag": True, F + "city": "Paris"},
         {semconv.MODEL_NAME: "adhoc", F + "a": float("nan"), F + "city": "Rome"},
         {semconv.MODEL_NAME: "adhoc", F + "a": "text", F + "city": 3},
@@ -145,7 +145,7 @@ def _requests(part: int, parts: int) -> Iterator[tuple[str, Any]]:
             ),
         )
     )
-    truths = [
+    truths: list[dict[str, Any]] = [
         {semconv.PREDICTION_ID: f"{trace:032x}:0", semconv.GROUND_TRUTH_PREFIX + "label": "churn"}
         for trace in range(1, 200, 3)
     ]

@@ -11,8 +11,9 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from otelml import profile, semconv
 from otelml.config import parse
 from otelml.gateway.drift.engine import DriftEngine
-from otelml.gateway.exporters.prometheus import go_float, render
+from otelml.gateway.exporters.prometheus import render
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.state.families import go_float
 from otelml.gateway.validation import load_models
 from tests.gateway.otlp_builders import traces
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ from otelml.instrument.attributes import (
 )
 
 
-def _same(actual: list, expected: list) -> bool:
+def _same(actual: object, expected: list[Any]) -> bool:
+    assert isinstance(actual, list)
     return len(actual) == len(expected) and all(
         (isinstance(a, float) and math.isnan(a) and isinstance(e, float) and math.isnan(e))
         or (a == e and type(a) is type(e))

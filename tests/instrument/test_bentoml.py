@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from pydantic import BaseModel
-from sklearn.datasets import load_iris  # type: ignore[import-untyped]
+from sklearn.datasets import load_iris
 
 from otelml import profile, semconv
 from otelml.instrument import bentoml as otelml_bentoml
@@ -112,6 +112,7 @@ def _rows(rng: np.random.Generator, count: int) -> list[list[float | None]]:
     return (picked + rng.normal(0, 0.2, picked.shape)).round(2).tolist()  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("environment", list(ENVIRONMENTS))
 def test_bentoml_service_features_predictions_and_monitor_records(
     tmp_path: Path, environment: str
@@ -240,6 +241,7 @@ def test_bentoml_service_features_predictions_and_monitor_records(
     ].value == len(single)
 
 
+@pytest.mark.slow
 def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) -> None:
     venv = bento_environment("sdk-current")
     port = free_port()

@@ -128,9 +128,11 @@ def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) ->
         sink.stop()
 
     all_rows = pd.concat([sent, sent.iloc[:30]], ignore_index=True)
-    edges = profile.load(reference).features["sepal_length"].edges
+    sepal_length = profile.load(reference).features["sepal_length"]
+    assert isinstance(sepal_length, profile.NumericProfile)
+    edges = sepal_length.edges
 
-    def series(name: str, **labels: str) -> dict[frozenset, float]:
+    def series(name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
         want = {("model", "iris"), ("model_version", "1"), *labels.items()}
         return {lbl: s.value for (n, lbl), s in samples.items() if n == name and want <= lbl}
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +38,10 @@ def reference(tmp_path: Path) -> Path:
     return path
 
 
-def cumulative(edges: list[float], values: list[float]) -> list[int]:
+def cumulative(edges: Sequence[float], values: Sequence[float | None]) -> list[int]:
     finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=len(edges) + 1)
-    return np.cumsum(counts).tolist()
+    return [int(c) for c in np.cumsum(counts)]
 
 
 def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +65,9 @@ def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyp
 def test_record_script_reaches_the_gateway_exactly(tmp_path: Path, protocol: str, sdk: str) -> None:
     python = sys.executable if sdk != "1.20" else require(SDK_FLOOR, "make test")
     ref = reference(tmp_path)
-    edges = profile.load(ref).features["age"].edges
+    age = profile.load(ref).features["age"]
+    assert isinstance(age, profile.NumericProfile)
+    edges = age.edges
     sink = GrpcSink()
     config = forwarding_config(
         sink.endpoint,

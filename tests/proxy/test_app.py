@@ -49,7 +49,9 @@ def standin() -> Iterator[tuple[StandIn, str]]:
         yield app, url
 
 
-def _raw(client: httpx.Client, method: str, url: str, **kwargs: Any) -> tuple[int, list, bytes]:
+def _raw(
+    client: httpx.Client, method: str, url: str, **kwargs: Any
+) -> tuple[int, list[Any], bytes]:
     """Status, headers (in order, as sent) and body bytes as on the wire (no decoding)."""
     with client.stream(method, url, **kwargs) as response:
         body = b"".join(response.iter_raw())
@@ -126,10 +128,10 @@ def test_answers_are_byte_identical_to_direct_calls(standin: tuple[StandIn, str]
 def _cumulative(edges: np.ndarray, values: list[float]) -> list[int]:
     finite = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
     counts = np.bincount(np.searchsorted(edges, finite, side="left"), minlength=len(edges) + 1)
-    return np.cumsum(counts).tolist()
+    return [int(c) for c in np.cumsum(counts)]
 
 
-def _buckets(samples: dict, metric: str, labels: dict[str, str]) -> list[int]:
+def _buckets(samples: dict[Any, Any], metric: str, labels: dict[str, str]) -> list[int]:
     """Cumulative bucket counts of one series, in `le` order."""
     found = [
         (float(dict(k[1])["le"]), int(v.value))
@@ -392,7 +394,7 @@ def test_requests_succeed_with_the_gateway_away(
             for _ in range(30):
                 response = client.post(proxy.url + url, json=body)
                 assert (response.status_code, response.content) == (200, direct)
-        failed = ("otelml_proxy_spans_export_failed_total", frozenset())
+        failed = ("otelml_proxy_spans_export_failed_total", frozenset[tuple[str, str]]())
         deadline = time.monotonic() + 30
         while proxy.counters()[failed] < 30 and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -43,7 +43,7 @@ def _extract(
     return attributes, problems
 
 
-TFS = {
+TFS: dict[str, Any] = {
     "features": {
         "rows": "$.instances[*]",
         "columnar": "$.inputs",

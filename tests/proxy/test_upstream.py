@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -69,7 +70,7 @@ async def _serve(server: RawServer) -> tuple[asyncio.Server, str]:
     return listener, f"http://127.0.0.1:{port}"
 
 
-async def _body(pool: UpstreamPool, method: bytes = b"GET", body: bytes = b"") -> tuple:
+async def _body(pool: UpstreamPool, method: bytes = b"GET", body: bytes = b"") -> tuple[Any, ...]:
     response = await pool.request(method, b"/x", [(b"host", b"h")], body)
     chunks = [c async for c in response.chunks(5)]
     response.close()

@@ -59,10 +59,10 @@ class Exemplars:
         record: npt.NDArray[np.integer[Any]],
         origin: Origin,
     ) -> None:
-        """Keep, per bucket, the last observation of the batch that carries a trace id.
+        """Keep, per bucket, the batch's last observation — when it carries a trace id.
 
-        Only the winning observations' ids are gathered. Observations without a trace id are
-        skipped: an exemplar that opens no trace is worse than none.
+        Only the winning observations' ids are gathered. A bucket whose last observation has
+        no trace id keeps its previous exemplar: one that opens no trace is worse than none.
         """
         if len(bucket) == 0:
             return

@@ -41,9 +41,10 @@ def _categorical(store: FeatureStore, model: str, name: str) -> CategoricalDistr
 
 
 def _counts_of(dist: NumericDistribution, values: list[float]) -> list[int]:
-    return np.bincount(
+    counts = np.bincount(
         np.searchsorted(dist.edges, np.asarray(values), side="left"), minlength=len(dist.counts)
-    ).tolist()
+    )
+    return [int(c) for c in counts]
 
 
 def test_arrays_expand_per_row_and_scalars_broadcast_over_the_batch() -> None:

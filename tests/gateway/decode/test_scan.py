@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ keys = st.sampled_from(
 records = st.lists(st.dictionaries(keys, values, max_size=6), max_size=8)
 
 
-def _same(a: dict, b: dict) -> None:
+def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
     assert a.keys() == b.keys()
     for key in a:
         if key == "leaf_number":
@@ -59,7 +60,7 @@ def _same(a: dict, b: dict) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records, st.text(max_size=8), st.booleans())
-def test_c_scanner_equals_python_scanner(spans: list, service: str, as_logs: bool) -> None:
+def test_c_scanner_equals_python_scanner(spans: list[Any], service: str, as_logs: bool) -> None:
     payload = logs(spans) if as_logs else traces(spans, service=service or "svc")
     _same(_otlpscan.scan(payload, as_logs, b"ml."), _pyscan.scan(payload, as_logs, b"ml."))
 
@@ -81,7 +82,9 @@ def test_random_bytes_never_crash(data: bytes, as_logs: bool) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(records, st.data())
-def test_truncated_and_corrupted_requests_fail_cleanly(spans: list, data: st.DataObject) -> None:
+def test_truncated_and_corrupted_requests_fail_cleanly(
+    spans: list[Any], data: st.DataObject
+) -> None:
     payload = bytearray(traces(spans))
     if not payload:
         return

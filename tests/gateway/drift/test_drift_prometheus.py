@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def test_query_exemplars_on_drift_events_returns_a_trace_from_the_drifting_bin(
         )
         tracer = provider.get_tracer("test")
         with running_prometheus(tmp_path, [f"127.0.0.1:{gw.ports.admin}"]) as prometheus:
-            events: list = []
+            events: list[Any] = []
             deadline = time.monotonic() + 40
             while not events and time.monotonic() < deadline:
                 for value in rng.normal(3.0, 1.0, 200).tolist():  # shifted by 3 σ

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,7 +36,7 @@ def _frame(rng: np.random.Generator, rows: int, shifted: bool) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _setup(reference_rows: int, tmp_path) -> tuple[GatewayState, Pipeline, DriftEngine]:
+def _setup(reference_rows: int, tmp_path: Path) -> tuple[GatewayState, Pipeline, DriftEngine]:
     rng = np.random.default_rng(0)
     reference = profile.build(_frame(rng, reference_rows, False), model="m", version="1")
     path = tmp_path / "reference.json"
@@ -65,7 +68,7 @@ def _send_step(pipeline: Pipeline, rng: np.random.Generator, step: int, shifted:
     spans = []
     for chunk in range(8):
         rows = frame.iloc[chunk * 50 : (chunk + 1) * 50]
-        attributes = {semconv.MODEL_NAME: "m", semconv.MODEL_VERSION: "1"}
+        attributes: dict[str, Any] = {semconv.MODEL_NAME: "m", semconv.MODEL_VERSION: "1"}
         for column in frame.columns:
             attributes[F + column] = rows[column].tolist()
         spans.append(attributes)
@@ -74,7 +77,9 @@ def _send_step(pipeline: Pipeline, rng: np.random.Generator, step: int, shifted:
     return set(range(first, first + len(spans)))
 
 
-def test_two_shifted_features_of_eight_are_flagged_and_no_others(tmp_path, monkeypatch) -> None:
+def test_two_shifted_features_of_eight_are_flagged_and_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Steps here are microseconds apart: refresh exemplars on every request, as minutes would.
     monkeypatch.setattr(Exemplars, "refresh_s", 0.0)
     state, pipeline, engine = _setup(5000, tmp_path)
@@ -113,7 +118,7 @@ def test_two_shifted_features_of_eight_are_flagged_and_no_others(tmp_path, monke
     assert int(n1.exemplar.trace_id, 16) in shifted_traces
 
 
-def test_window_forgets_old_steps_and_min_samples_withholds_the_verdict(tmp_path) -> None:
+def test_window_forgets_old_steps_and_min_samples_withholds_the_verdict(tmp_path: Path) -> None:
     state, pipeline, engine = _setup(5000, tmp_path)
     rng = np.random.default_rng(2)
     key = (ModelKey("m", "1"), SeriesKey("feature", "n1"))
@@ -141,7 +146,7 @@ def test_window_forgets_old_steps_and_min_samples_withholds_the_verdict(tmp_path
     assert engine.verdicts[key].detected is None
 
 
-def test_a_small_reference_uses_statistical_tests(tmp_path) -> None:
+def test_a_small_reference_uses_statistical_tests(tmp_path: Path) -> None:
     state, pipeline, engine = _setup(800, tmp_path)
     rng = np.random.default_rng(3)
     for step in range(4):
@@ -154,7 +159,9 @@ def test_a_small_reference_uses_statistical_tests(tmp_path) -> None:
     assert verdicts["c1"].scores["chi2_p"] < 0.05 and verdicts["c1"].detected is True
 
 
-def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, monkeypatch) -> None:
+def test_drift_and_reference_series_are_exposed_and_parse_strictly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
     from otelml.gateway.exporters.prometheus import render
@@ -171,7 +178,7 @@ def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, mon
             samples[(sample.name, frozenset(sample.labels.items()))] = sample
     base = {"model": "m", "model_version": "1"}
 
-    def get(name: str, **labels: str):
+    def get(name: str, **labels: str) -> Any:
         return samples[(name, frozenset({**base, **labels}.items()))]
 
     n1 = engine.verdicts[(ModelKey("m", "1"), SeriesKey("feature", "n1"))]
@@ -184,6 +191,7 @@ def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, mon
     assert get("otelml_drift_insufficient_data", feature="n1").value == 0
     events = get("otelml_drift_events_total", feature="n1", method="wasserstein")
     assert events.value == 1
+    assert n1.exemplar is not None
     assert events.exemplar.labels["trace_id"] == n1.exemplar.trace_id
     # The reference's own counts, cumulative on the same `le` labels as the live histogram.
     reference = profile.load(tmp_path / "reference.json").features["n1"]
@@ -193,12 +201,13 @@ def test_drift_and_reference_series_are_exposed_and_parse_strictly(tmp_path, mon
     assert other.value == reference_count(tmp_path, "c1", "a")
 
 
-def reference_count(tmp_path, feature: str, category: str) -> int:
+def reference_count(tmp_path: Path, feature: str, category: str) -> int:
     loaded = profile.load(tmp_path / "reference.json").features[feature]
+    assert isinstance(loaded, profile.CategoricalProfile)
     return int(loaded.counts[list(loaded.categories).index(category)])
 
 
-def test_windows_of_merged_workers_score_like_one_process(tmp_path) -> None:
+def test_windows_of_merged_workers_score_like_one_process(tmp_path: Path) -> None:
     """The window is linear in the counts: halves merged then windowed = the whole windowed."""
     whole, whole_pipeline, whole_engine = _setup(5000, tmp_path)
     halves = [_setup(5000, tmp_path) for _ in range(2)]
@@ -223,7 +232,7 @@ def test_windows_of_merged_workers_score_like_one_process(tmp_path) -> None:
             assert other.scores == pytest.approx(verdict.scores, rel=1e-12)
 
 
-def test_prediction_drift_is_exposed_like_feature_drift(tmp_path) -> None:
+def test_prediction_drift_is_exposed_like_feature_drift(tmp_path: Path) -> None:
     from otelml.gateway.exporters.prometheus import render
 
     rng = np.random.default_rng(7)

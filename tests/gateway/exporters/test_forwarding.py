@@ -50,7 +50,7 @@ def _send_spans(gw: RunningGateway, n: int) -> set[tuple[str, str]]:
 
 
 def _metric(gw: RunningGateway, name: str, **labels: str) -> float:
-    return gw.samples()[(name, frozenset(labels.items()))].value
+    return float(gw.samples()[(name, frozenset(labels.items()))].value)
 
 
 def test_traces_reach_the_sink_after_it_was_down_and_logs_reach_loki(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
@@ -39,6 +40,7 @@ class Recording(OTLPSpanExporter):
         return result
 
 
+@pytest.mark.slow
 def test_twice_the_sustainable_load_for_a_minute(tmp_path: Path) -> None:
     tempo = GrpcSink()
     tempo.spans_per_second = DESTINATION_SPANS_PER_S

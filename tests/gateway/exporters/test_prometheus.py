@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -20,7 +22,7 @@ def _observe(dist: NumericDistribution, values: list[float]) -> None:
             kind=np.full(n, KIND_DOUBLE, np.int8),
             number=np.asarray(values),
             integer=np.zeros(n, np.int64),
-            record=np.arange(n),
+            record=np.arange(n, dtype=np.int32),
             origin=Origin(
                 np.full((n, 16), 0xAB, np.uint8), np.full((n, 8), 0xCD, np.uint8), np.full(n, 1.7e9)
             ),
@@ -41,7 +43,7 @@ def _state_with(edges: tuple[float, ...], values: list[float], model: str = "m")
     return state
 
 
-def _family(text: str, name: str):
+def _family(text: str, name: str) -> Any:
     return next(f for f in text_string_to_metric_families(text) if f.name == name)
 
 

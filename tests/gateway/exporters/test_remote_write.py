@@ -48,8 +48,8 @@ def test_metrics_reach_a_real_prometheus_by_remote_write(tmp_path: Path) -> None
             assert {r["metric"]["region"]: r["value"][1] for r in result} == {"eu": "3", "us": "4"}
             count = prometheus.query('checkout_latency_count{job="shop"}')
             assert count[0]["value"][1] == "7"
-            latency = prometheus.query('checkout_latency_sum{job="shop"}')
-            assert float(latency[0]["value"][1]) == pytest.approx(0.05 * sum(range(1, 8)))
+            latency_sum = prometheus.query('checkout_latency_sum{job="shop"}')
+            assert float(latency_sum[0]["value"][1]) == pytest.approx(0.05 * sum(range(1, 8)))
             assert prometheus.query('queue_depth{job="shop"}')[0]["value"][1] == "3"
             samples = gw.samples()
             sent = samples[

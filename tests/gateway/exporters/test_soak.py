@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 
 from otelml import semconv
 from otelml.gateway.receivers.guard import resident_bytes
@@ -19,6 +20,7 @@ EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 DOWN_S = 60.0
 
 
+@pytest.mark.slow
 def test_sink_down_60s_under_load_then_everything_arrives(tmp_path: Path) -> None:
     tempo = GrpcSink()
     tempo.mode = "unavailable"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import numpy as np
@@ -45,7 +47,7 @@ def _pipeline(ttl: str = "1h", max_predictions: int = 1000) -> tuple[GatewayStat
     return state, state.pipeline()
 
 
-def _metrics(state: GatewayState) -> dict:
+def _metrics(state: GatewayState) -> dict[Any, Any]:
     assert state.ground_truth is not None
     return state.ground_truth.metrics(now=time.time())
 
@@ -86,7 +88,9 @@ def test_out_of_order_duplicates_and_unknown_ids_are_counted_and_metrics_exact()
     assert tracker.unmatched[("", "", "prediction", "unknown_id")] == 3
 
 
-def test_default_ids_are_trace_and_row_for_batches_and_regression_metrics(monkeypatch) -> None:
+def test_default_ids_are_trace_and_row_for_batches_and_regression_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     state, pipeline = _pipeline()
     predictions = [[1.0, 2.0, 3.0], [10.0, 20.0]]
     pipeline.consume_traces(
@@ -108,10 +112,10 @@ def test_default_ids_are_trace_and_row_for_batches_and_regression_metrics(monkey
     assert got[("mape", "")] == pytest.approx(sk.mean_absolute_percentage_error(y, y_hat))
 
 
-def test_ttl_and_capacity_evict_and_count(monkeypatch) -> None:
+def test_ttl_and_capacity_evict_and_count(monkeypatch: pytest.MonkeyPatch) -> None:
     state, pipeline = _pipeline(ttl="10s", max_predictions=3)
     clock = [1000.0]
-    monkeypatch.setattr(ground_truth.time, "time", lambda: clock[0])
+    monkeypatch.setattr(ground_truth, "time", SimpleNamespace(time=lambda: clock[0]))
     pipeline.consume_traces(
         traces([{M: "clf", V: "2", ID: f"p{i}", semconv.PREDICTION: "a"} for i in range(5)]),
         "test",
@@ -165,7 +169,7 @@ def test_post_ground_truth_json_and_exposition() -> None:
 
     def perf(metric: str, cls: str | None = None) -> float:
         labels = {**base, "metric": metric, **({"class": cls} if cls else {})}
-        return samples[("otelml_performance", frozenset(labels.items()))]
+        return float(samples[("otelml_performance", frozenset(labels.items()))])
 
     assert perf("accuracy") == 0.5  # yes/yes, no/yes, yes/yes, yes/no
     assert perf("precision", "yes") == pytest.approx(

@@ -55,6 +55,7 @@ content_types = st.sampled_from(["application/x-protobuf", "application/json", "
 paths = st.sampled_from(["/v1/traces", "/v1/logs", "/v1/metrics", "/v1/ground_truth"])
 
 
+@pytest.mark.slow  # 250 real HTTP requests: ~30 s on a loaded machine
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies, content_types, paths)
 def test_http_receiver_answers_every_body(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ def main(seed: int) -> None:
     log.setLevel(logging.INFO)
     tracer = trace.get_tracer("scorer")
     rng = np.random.default_rng(seed)
-    sent: dict[str, list] = {"age": [], "plan": [], "score": [], "ids": [], "truth": []}
+    sent: dict[str, Any] = {"age": [], "plan": [], "score": [], "ids": [], "truth": []}
     sent["traces"] = []
 
     for _ in range(40):  # one row per request
