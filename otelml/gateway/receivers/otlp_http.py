@@ -12,6 +12,7 @@ Responses use the request's encoding: protobuf in, protobuf out; JSON in, JSON o
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
@@ -61,6 +62,50 @@ def _error(
     return response
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """A request refused before its body is read: status, message, headers, counted reason."""
+
+    status: int
+    message: str
+    reason: str
+    headers: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    json: bool
+    gzip: bool
+    content_length: int | None
+
+
+def _check(request: Request, guard: Guard, media_types: tuple[str, ...]) -> _Accepted | _Refusal:
+    """Method, Content-Type, Content-Encoding and bearer token: the same for every endpoint."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method != "POST":
+        return _Refusal(405, "use POST", "method_not_allowed", {"Allow": "POST"})
+    if content_type not in media_types:
+        return _Refusal(
+            415,
+            f"unsupported Content-Type {content_type!r}; use {' or '.join(media_types)}",
+            "unsupported_media_type",
+        )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        return _Refusal(
+            415,
+            f"unsupported Content-Encoding {encoding!r}; use gzip or none",
+            "unsupported_encoding",
+        )
+    if not guard.authorized(request.headers.get("authorization")):
+        return _Refusal(
+            401, "missing or wrong bearer token", "unauthenticated", {"WWW-Authenticate": "Bearer"}
+        )
+    length_header = request.headers.get("content-length")
+    content_length = int(length_header) if length_header and length_header.isdigit() else None
+    return _Accepted(content_type == JSON, encoding == "gzip", content_length)
+
+
 def _endpoint(
     pipeline: Consumer,
     max_request_bytes: int,
@@ -72,32 +117,17 @@ def _endpoint(
     stats = pipeline.stats
 
     async def export(request: Request) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        json = content_type == JSON
-        if request.method != "POST":
-            stats.refuse_request(TRANSPORT, "method_not_allowed")
-            return _error(405, "use POST", json, {"Allow": "POST"})
-        if content_type not in (PROTOBUF, JSON):
-            stats.refuse_request(TRANSPORT, "unsupported_media_type")
-            return _error(
-                415, f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}", json
-            )
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("identity", "gzip", ""):
-            stats.refuse_request(TRANSPORT, "unsupported_encoding")
-            return _error(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none", json)
-        if not guard.authorized(request.headers.get("authorization")):
-            stats.refuse_request(TRANSPORT, "unauthenticated")
-            return _error(
-                401, "missing or wrong bearer token", json, {"WWW-Authenticate": "Bearer"}
-            )
-        length_header = request.headers.get("content-length")
-        content_length = int(length_header) if length_header and length_header.isdigit() else None
+        checked = _check(request, guard, (PROTOBUF, JSON))
+        if isinstance(checked, _Refusal):
+            stats.refuse_request(TRANSPORT, checked.reason)
+            json = request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON
+            return _error(checked.status, checked.message, json, checked.headers)
+        json = checked.json
         try:
             # Admission before reading: the declared size, or the limit for chunked bodies.
-            with guard.admit(content_length or max_request_bytes):
+            with guard.admit(checked.content_length or max_request_bytes):
                 body = await read_body(
-                    request.stream(), max_request_bytes, encoding == "gzip", content_length
+                    request.stream(), max_request_bytes, checked.gzip, checked.content_length
                 )
                 payload = from_json(body) if json else body
                 result = consume(payload, TRANSPORT)
@@ -106,11 +136,14 @@ def _endpoint(
             return _error(exc.http_status, str(exc), json)
         except Refused as exc:
             stats.refuse_request(TRANSPORT, "refused")
-            retry_after = str(max(1, round(exc.retry_after)))
-            return _error(503, str(exc), json, {"Retry-After": retry_after})
+            return _error(503, str(exc), json, {"Retry-After": _retry_after(exc)})
         return _encode(respond(result), json)
 
     return export
+
+
+def _retry_after(refused: Refused) -> str:
+    return str(max(1, round(refused.retry_after)))
 
 
 _GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
@@ -119,41 +152,44 @@ _GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
 def _ground_truth_endpoint(
     pipeline: Consumer, max_request_bytes: int, guard: Guard
 ) -> Callable[[Request], object]:
-    """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`."""
+    """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`.
+
+    The same checks and admission as the OTLP endpoints; answers are plain JSON.
+    """
     stats = pipeline.stats
 
     async def post(request: Request) -> Response:
-        if request.method != "POST":
-            stats.refuse_request(TRANSPORT, "method_not_allowed")
-            return JSONResponse({"message": "use POST"}, 405, headers={"Allow": "POST"})
-        if not guard.authorized(request.headers.get("authorization")):
-            stats.refuse_request(TRANSPORT, "unauthenticated")
-            return JSONResponse(
-                {"message": "missing or wrong bearer token"},
-                401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != JSON:
-            stats.refuse_request(TRANSPORT, "unsupported_media_type")
-            return JSONResponse({"message": f"use {JSON}"}, 415)
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        checked = _check(request, guard, (JSON,))
+        if isinstance(checked, _Refusal):
+            stats.refuse_request(TRANSPORT, checked.reason)
+            return JSONResponse({"message": checked.message}, checked.status, checked.headers)
         try:
-            body = await read_body(request.stream(), max_request_bytes, encoding == "gzip", None)
-            try:
-                items = _GROUND_TRUTH.validate_json(body)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+            with guard.admit(checked.content_length or max_request_bytes):
+                body = await read_body(
+                    request.stream(), max_request_bytes, checked.gzip, checked.content_length
                 )
-                raise Permanent(f"invalid ground truth: {problems}", "malformed") from None
-            result = pipeline.consume_ground_truth(items)
+                result = pipeline.consume_ground_truth(_ground_truth_items(body))
         except Permanent as exc:
             stats.refuse_request(TRANSPORT, exc.reason)
             return JSONResponse({"message": str(exc)}, exc.http_status)
+        except Refused as exc:
+            stats.refuse_request(TRANSPORT, "refused")
+            return JSONResponse(
+                {"message": str(exc)}, 503, headers={"Retry-After": _retry_after(exc)}
+            )
         return JSONResponse({"accepted": result.accepted})
 
     return post
+
+
+def _ground_truth_items(body: bytes) -> list[GroundTruthItem]:
+    try:
+        return _GROUND_TRUTH.validate_json(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise Permanent(f"invalid ground truth: {problems}", "malformed") from None
 
 
 def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None = None) -> Starlette:
