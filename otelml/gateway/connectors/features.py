@@ -9,6 +9,7 @@ rows where a known feature is absent count as missing. Python loops only over th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,24 +125,37 @@ def _sorted_layout(
     group_rows = np.bincount(
         record_group[in_group], weights=rows[in_group], minlength=n_groups
     ).astype(np.int64)
-    combined = leaves.key[selected].astype(np.int64) * n_groups + leaf_group[selected]
+    return _grouped(records, selected, leaf_group[selected], n_groups, group_rows)
+
+
+def _grouped(
+    records: Records,
+    selected: npt.NDArray[np.int64],
+    group_of: npt.NDArray[np.int64],
+    n_groups: int,
+    group_rows: npt.NDArray[np.int64],
+) -> _Layout:
+    """The `selected` leaves (with their groups) sorted by (key, group): one stable sort, then
+    each (key, group) run is a slice of the layout's columns."""
+    leaves = records.leaves
+    combined = leaves.key[selected].astype(np.int64) * n_groups + group_of
     # Few distinct codes: a 16-bit stable sort is numpy's radix sort, linear in the leaves.
-    sortable = combined.astype(np.int16) if n_groups * len(key_series) < 1 << 15 else combined
-    order = np.argsort(sortable, kind="stable")
+    small = n_groups * len(records.keys) < 1 << 15
+    order = np.argsort(combined.astype(np.int16) if small else combined, kind="stable")
     selected = selected[order]
     combined = combined[order]
     bounds = np.flatnonzero(np.diff(combined)) + 1
     starts = [0, *bounds.tolist()] if len(combined) else []
     ends = [*bounds.tolist(), len(combined)] if len(combined) else []
     kind, number = leaves.kind[selected], leaves.number[selected]
-    if len(starts):
+    uniform: list[int] = []
+    finite: list[bool] = []
+    if starts:
         uniform, finite = _summaries(
             np.minimum.reduceat(kind, starts),
             np.maximum.reduceat(kind, starts),
             np.logical_and.reduceat(np.isfinite(number), starts),
         )
-    else:
-        uniform, finite = [], []
     return _Layout(
         kind=kind,
         number=number,
@@ -156,6 +170,36 @@ def _sorted_layout(
         ],
         group_rows=group_rows,
     )
+
+
+def _segment_labels(
+    records: Records,
+    carriers: npt.NDArray[np.int64],
+    segment_value: Callable[[ModelKey, str, str], str],
+    model: ModelKey,
+    feature: str,
+) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The distinct segment labels of the `carriers` leaves, and each leaf's index among them
+    (-1: a value that names no segment). Loops over leaves of one feature only."""
+    leaves = records.leaves
+    labels: list[str] = []
+    label_index: dict[str, int] = {}
+    code_of_leaf = np.full(len(carriers), -1, dtype=np.int64)
+    for n, index in enumerate(carriers.tolist()):
+        kind = int(leaves.kind[index])
+        if kind == KIND_STRING:
+            value = records.strings[int(leaves.text[index])]
+        elif kind == KIND_INT:
+            value = str(int(leaves.integer[index]))
+        elif kind == KIND_BOOL:
+            value = "true" if leaves.integer[index] else "false"
+        else:
+            continue
+        label = segment_value(model, feature, value)
+        code_of_leaf[n] = label_index.setdefault(label, len(labels))
+        if code_of_leaf[n] == len(labels):
+            labels.append(label)
+    return labels, code_of_leaf
 
 
 def _segment_layout(
@@ -192,23 +236,7 @@ def _segment_layout(
         & (leaves.kind >= KIND_INT)
         & (leaves.kind <= KIND_STRING)
     )
-    labels: list[str] = []
-    label_index: dict[str, int] = {}
-    code_of_leaf = np.full(len(carriers), -1, dtype=np.int64)
-    for n, index in enumerate(carriers.tolist()):
-        kind = int(leaves.kind[index])
-        if kind == KIND_STRING:
-            value = records.strings[int(leaves.text[index])]
-        elif kind == KIND_INT:
-            value = str(int(leaves.integer[index]))
-        elif kind == KIND_BOOL:
-            value = "true" if leaves.integer[index] else "false"
-        else:
-            continue
-        label = store.segment_value(model, feature, value)
-        code_of_leaf[n] = label_index.setdefault(label, len(labels))
-        if code_of_leaf[n] == len(labels):
-            labels.append(label)
+    labels, code_of_leaf = _segment_labels(records, carriers, store.segment_value, model, feature)
     if not labels:
         return None
     per_record = np.full(records.count, -1, dtype=np.int64)
@@ -231,35 +259,7 @@ def _segment_layout(
     group_rows = np.bincount(
         segment_of_row[(segment_of_row >= 0) & np.repeat(in_group, rows)], minlength=len(labels)
     ).astype(np.int64)
-    combined = leaves.key[expanded].astype(np.int64) * len(labels) + segment
-    order = np.argsort(combined, kind="stable")
-    expanded, combined = expanded[order], combined[order]
-    bounds = np.flatnonzero(np.diff(combined)) + 1
-    starts = [0, *bounds.tolist()] if len(combined) else []
-    ends = [*bounds.tolist(), len(combined)] if len(combined) else []
-    kind, number = leaves.kind[expanded], leaves.number[expanded]
-    uniform: list[int] = []
-    finite: list[bool] = []
-    if starts:
-        uniform, finite = _summaries(
-            np.minimum.reduceat(kind, starts),
-            np.maximum.reduceat(kind, starts),
-            np.logical_and.reduceat(np.isfinite(number), starts),
-        )
-    layout = _Layout(
-        kind=kind,
-        number=number,
-        integer=leaves.integer[expanded],
-        text=leaves.text[expanded],
-        record=leaves.record[expanded],
-        groups=[
-            (*divmod(int(combined[start]), len(labels)), slice(start, end))
-            for start, end in zip(starts, ends, strict=True)
-        ],
-        group_rows=group_rows,
-        uniform_kind=uniform,
-        all_finite=finite,
-    )
+    layout = _grouped(records, expanded, segment, len(labels), group_rows)
     segmented = [ModelKey(model.model, model.version, (feature, label)) for label in labels]
     return layout, segmented
 

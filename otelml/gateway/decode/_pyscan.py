@@ -53,6 +53,110 @@ def _scalar(value: AnyValue) -> tuple[int, float, int, str | None]:
     return KIND_OTHER, 0.0, 0, None
 
 
+#: Every column but the ids, with its `struct` format (the C scanner's layout).
+_FORMATS = {
+    "start": "Q",
+    "end": "Q",
+    "kind": "i",
+    "status": "i",
+    "name": "i",
+    "service": "i",
+    "leaf_record": "i",
+    "leaf_key": "i",
+    "leaf_kind": "b",
+    "leaf_number": "d",
+    "leaf_integer": "q",
+    "leaf_text": "i",
+    "leaf_from_array": "B",
+    "leaf_entry": "i",
+}
+
+
+class _Columns:
+    """The scan's output, filled record by record."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.keys, self.strings, self.names = _Interner(), _Interner(), _Interner()
+        self.services = _Interner("unknown_service")
+        self.columns: dict[str, list[Any]] = {n: [] for n in ("trace_id", "span_id", *_FORMATS)}
+        self.entry = 0  # attribute entries seen: one per attribute, whatever its leaves
+
+    def service_of(self, resource: Any) -> int:
+        """The resource's non-empty string `service.name` (the last, as the C scanner keeps)."""
+        service = 0  # unknown_service
+        for attribute in resource.attributes:
+            value = attribute.value
+            if (
+                attribute.key == "service.name"
+                and value.WhichOneof("value") == "string_value"
+                and value.string_value
+            ):
+                service = self.services.code(value.string_value)
+        return service
+
+    def add_leaves(self, record: int, attributes: Any) -> None:
+        """One leaf per value of each prefixed attribute (an array gives one per element)."""
+        columns = self.columns
+        for attribute in attributes:
+            if not attribute.key.startswith(self.prefix):
+                continue
+            key = self.keys.code(attribute.key)
+            value = attribute.value
+            if value.WhichOneof("value") == "array_value":
+                elements = [(e, 1) for e in value.array_value.values]
+            else:
+                elements = [(value, 0)]
+            for element, from_array in elements:
+                kind, number, integer, text = _scalar(element)
+                if from_array and element.WhichOneof("value") == "array_value":
+                    kind = KIND_OTHER
+                columns["leaf_record"].append(record)
+                columns["leaf_key"].append(key)
+                columns["leaf_kind"].append(kind)
+                columns["leaf_number"].append(number)
+                columns["leaf_integer"].append(integer)
+                columns["leaf_text"].append(-1 if text is None else self.strings.code(text))
+                columns["leaf_from_array"].append(from_array)
+                columns["leaf_entry"].append(self.entry)
+            self.entry += 1
+
+    def add_record(self, record: Any, service: int, logs: bool) -> None:
+        columns = self.columns
+        columns["trace_id"].append(record.trace_id if len(record.trace_id) == 16 else bytes(16))
+        columns["span_id"].append(record.span_id if len(record.span_id) == 8 else bytes(8))
+        if logs:
+            columns["start"].append(0)
+            columns["end"].append(record.time_unix_nano or record.observed_time_unix_nano)
+            columns["kind"].append(0)
+            columns["status"].append(0)
+            columns["name"].append(self.names.code(""))
+        else:
+            columns["start"].append(record.start_time_unix_nano)
+            columns["end"].append(record.end_time_unix_nano)
+            columns["kind"].append(record.kind)
+            columns["status"].append(record.status.code)
+            columns["name"].append(self.names.code(record.name))
+        columns["service"].append(service)
+
+    def packed(self) -> dict[str, Any]:
+        columns = self.columns
+        out: dict[str, Any] = {
+            "count": len(columns["trace_id"]),
+            "trace_id": b"".join(columns["trace_id"]),
+            "span_id": b"".join(columns["span_id"]),
+        }
+        for name, code in _FORMATS.items():
+            out[name] = struct.pack(f"<{len(columns[name])}{code}", *columns[name])
+        out.update(
+            keys=self.keys.values(),
+            strings=self.strings.values(),
+            names=self.names.values(),
+            services=self.services.values(),
+        )
+        return out
+
+
 def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
     # One walk for both signals: the two message trees differ only in field names.
     message: Any = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
@@ -60,109 +164,11 @@ def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
         message.ParseFromString(payload)
     except DecodeError as exc:
         raise ValueError(str(exc) or "malformed protobuf") from None
-    text_prefix = prefix.decode()
-    keys, strings, names = _Interner(), _Interner(), _Interner()
-    services = _Interner("unknown_service")
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "trace_id",
-            "span_id",
-            "start",
-            "end",
-            "kind",
-            "status",
-            "name",
-            "service",
-            "leaf_record",
-            "leaf_key",
-            "leaf_kind",
-            "leaf_number",
-            "leaf_integer",
-            "leaf_text",
-            "leaf_from_array",
-            "leaf_entry",
-        )
-    }
-    entry = 0
-    resources = message.resource_logs if logs else message.resource_spans
-    for block in resources:
-        service = 0
-        for attribute in block.resource.attributes:
-            if (
-                attribute.key == "service.name"
-                and attribute.value.WhichOneof("value") == "string_value"
-            ) and attribute.value.string_value:
-                service = services.code(attribute.value.string_value)
+    out = _Columns(prefix.decode())
+    for block in message.resource_logs if logs else message.resource_spans:
+        service = out.service_of(block.resource)
         for scope in block.scope_logs if logs else block.scope_spans:
             for record in scope.log_records if logs else scope.spans:
-                index = len(columns["trace_id"])
-                for attribute in record.attributes:
-                    if not attribute.key.startswith(text_prefix):
-                        continue
-                    key = keys.code(attribute.key)
-                    value = attribute.value
-                    if value.WhichOneof("value") == "array_value":
-                        elements = [(e, 1) for e in value.array_value.values]
-                    else:
-                        elements = [(value, 0)]
-                    for element, from_array in elements:
-                        kind, number, integer, text = _scalar(element)
-                        if from_array and element.WhichOneof("value") == "array_value":
-                            kind = KIND_OTHER
-                        columns["leaf_record"].append(index)
-                        columns["leaf_key"].append(key)
-                        columns["leaf_kind"].append(kind)
-                        columns["leaf_number"].append(number)
-                        columns["leaf_integer"].append(integer)
-                        columns["leaf_text"].append(-1 if text is None else strings.code(text))
-                        columns["leaf_from_array"].append(from_array)
-                        columns["leaf_entry"].append(entry)
-                    entry += 1
-                columns["trace_id"].append(
-                    record.trace_id if len(record.trace_id) == 16 else bytes(16)
-                )
-                columns["span_id"].append(record.span_id if len(record.span_id) == 8 else bytes(8))
-                if logs:
-                    columns["start"].append(0)
-                    columns["end"].append(record.time_unix_nano or record.observed_time_unix_nano)
-                    columns["kind"].append(0)
-                    columns["status"].append(0)
-                    columns["name"].append(names.code(""))
-                else:
-                    columns["start"].append(record.start_time_unix_nano)
-                    columns["end"].append(record.end_time_unix_nano)
-                    columns["kind"].append(record.kind)
-                    columns["status"].append(record.status.code)
-                    columns["name"].append(names.code(record.name))
-                columns["service"].append(service)
-    formats = {
-        "start": "Q",
-        "end": "Q",
-        "kind": "i",
-        "status": "i",
-        "name": "i",
-        "service": "i",
-        "leaf_record": "i",
-        "leaf_key": "i",
-        "leaf_kind": "b",
-        "leaf_number": "d",
-        "leaf_integer": "q",
-        "leaf_text": "i",
-        "leaf_from_array": "B",
-        "leaf_entry": "i",
-    }
-    out: dict[str, Any] = {
-        "count": len(columns["trace_id"]),
-        "trace_id": b"".join(columns["trace_id"]),
-        "span_id": b"".join(columns["span_id"]),
-    }
-    for name, code in formats.items():
-        out[name] = struct.pack(f"<{len(columns[name])}{code}", *columns[name])
-    out.update(
-        keys=keys.values(),
-        strings=strings.values(),
-        names=names.values(),
-        services=services.values(),
-    )
-    return out
+                out.add_leaves(len(out.columns["trace_id"]), record.attributes)
+                out.add_record(record, service, logs)
+    return out.packed()

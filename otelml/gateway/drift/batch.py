@@ -76,35 +76,16 @@ def assess(
     if not columns:
         return []
     binned = [bin_column(feature, table[name]) for _, name, feature in columns]
-    width = max(len(feature.counts) for _, _, feature in columns)
-    reference = np.zeros((len(columns), width))
-    current = np.zeros((len(columns), width))
-    points = np.zeros((len(columns), width))
-    std = np.full(len(columns), np.nan)
-    chosen: list[tuple[str, float]] = []
-    for i, ((_, name, feature), (counts, _)) in enumerate(zip(columns, binned, strict=True)):
-        n = len(feature.counts)
-        reference[i, :n] = feature.counts
-        current[i, :n] = counts
-        if isinstance(feature, NumericProfile):
-            row_points = scores.bin_points(feature.edges, feature.bucket_means)
-            std[i] = feature.std
-        else:
-            row_points = np.arange(n, dtype=np.float64)
-        points[i, :n] = row_points
-        points[i, n:] = row_points[-1]
-        rule = (rules or {}).get(name) or Rule(method)
-        name_of = (
-            rule.method if rule.method != "auto" else methods.default_method(feature, profile.rows)
-        )
-        name_of = methods.usable(name_of, feature)
-        chosen.append((name_of, rule.threshold or methods.METHODS[name_of].default_threshold))
+    matrices = _Matrices([f for _, _, f in columns], [counts for counts, _ in binned])
+    chosen = [
+        _method(feature, (rules or {}).get(name) or Rule(method), profile.rows)
+        for _, name, feature in columns
+    ]
     decision = np.full(len(columns), np.nan)
     for name in {c[0] for c in chosen}:
         mask = np.array([c[0] == name for c in chosen])
-        computed = methods.compute(name, reference[mask], current[mask], points[mask], std[mask])
-        decision[mask] = computed[methods.METHODS[name].label]
-    psi = scores.psi(reference, current)
+        decision[mask] = matrices.decide(name, mask)
+    psi = scores.psi(matrices.reference, matrices.current)
     out = []
     for i, ((role, name, _), (counts, missing)) in enumerate(zip(columns, binned, strict=True)):
         method_name, threshold = chosen[i]
@@ -130,6 +111,43 @@ def assess(
             )
         )
     return out
+
+
+def _method(feature: FeatureProfile, rule: RuleLike, reference_rows: int) -> tuple[str, float]:
+    """The test a column gets (the rule's, or the default rule's) and its threshold."""
+    name = rule.method if rule.method != "auto" else methods.default_method(feature, reference_rows)
+    name = methods.usable(name, feature)
+    return name, rule.threshold or methods.METHODS[name].default_threshold
+
+
+class _Matrices:
+    """Reference and current counts of every column as zero-padded rows, with bin positions
+    (for Wasserstein) and reference standard deviations: what the methods score at once."""
+
+    def __init__(self, features: list[FeatureProfile], counts: list[np.ndarray]) -> None:
+        width = max(len(feature.counts) for feature in features)
+        self.reference = np.zeros((len(features), width))
+        self.current = np.zeros((len(features), width))
+        self.points = np.zeros((len(features), width))
+        self.std = np.full(len(features), np.nan)
+        for i, (feature, current) in enumerate(zip(features, counts, strict=True)):
+            n = len(feature.counts)
+            self.reference[i, :n] = feature.counts
+            self.current[i, :n] = current
+            if isinstance(feature, NumericProfile):
+                row_points = scores.bin_points(feature.edges, feature.bucket_means)
+                self.std[i] = feature.std
+            else:
+                row_points = np.arange(n, dtype=np.float64)
+            self.points[i, :n] = row_points
+            self.points[i, n:] = row_points[-1]
+
+    def decide(self, method: str, rows: np.ndarray) -> np.ndarray:
+        """The deciding value of `method` for the selected rows."""
+        computed = methods.compute(
+            method, self.reference[rows], self.current[rows], self.points[rows], self.std[rows]
+        )
+        return np.asarray(computed[methods.METHODS[method].label])
 
 
 def assess_windows(

@@ -114,16 +114,7 @@ def _job_labels(resource: Any) -> list[tuple[str, str]]:
 def translate(payload: bytes) -> tuple[bytes, int, Counter[str]]:
     """OTLP metrics → (WriteRequest bytes, data points written, dropped points by reason)."""
     request = ExportMetricsServiceRequest.FromString(payload)
-    write = _write_request_class()()
-    written = 0
-    dropped: Counter[str] = Counter()
-
-    def series(name: str, labels: list[tuple[str, str]], value: float, time_ns: int) -> None:
-        ts = write.timeseries.add()
-        for key, val in sorted([("__name__", name), *labels]):
-            ts.labels.add(name=key, value=val)
-        ts.samples.add(value=value, timestamp=time_ns // 1_000_000)
-
+    out = _WriteRequest()
     for resource_metrics in request.resource_metrics:
         base = _job_labels(resource_metrics.resource)
         for scope in resource_metrics.scope_metrics:
@@ -131,57 +122,85 @@ def translate(payload: bytes) -> tuple[bytes, int, Counter[str]]:
                 name = metric_name(metric.name)
                 kind = metric.WhichOneof("data")
                 if kind in ("gauge", "sum"):
-                    data = getattr(metric, kind)
-                    if kind == "sum" and data.aggregation_temporality != _CUMULATIVE:
-                        dropped["delta_temporality"] += len(data.data_points)
-                        continue
-                    suffix = "_total" if kind == "sum" and data.is_monotonic else ""
-                    full = name if name.endswith(suffix) else name + suffix
-                    for point in data.data_points:
-                        labels = base + [(label_name(a.key), _value(a)) for a in point.attributes]
-                        value = point.as_double if point.HasField("as_double") else point.as_int
-                        series(full, labels, float(value), point.time_unix_nano)
-                        written += 1
+                    out.numbers(getattr(metric, kind), name, kind == "sum", base)
                 elif kind == "histogram":
-                    data = metric.histogram
-                    if data.aggregation_temporality != _CUMULATIVE:
-                        dropped["delta_temporality"] += len(data.data_points)
-                        continue
-                    for point in data.data_points:
-                        labels = base + [(label_name(a.key), _value(a)) for a in point.attributes]
-                        cumulative = 0
-                        bounds = [*point.explicit_bounds, float("inf")]
-                        for bound, count in zip(bounds, point.bucket_counts, strict=False):
-                            cumulative += count
-                            le = "+Inf" if bound == float("inf") else repr(float(bound))
-                            series(
-                                f"{name}_bucket",
-                                [*labels, ("le", le)],
-                                cumulative,
-                                point.time_unix_nano,
-                            )
-                        series(f"{name}_count", labels, float(point.count), point.time_unix_nano)
-                        if point.HasField("sum"):
-                            series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
-                        written += 1
+                    out.histograms(metric.histogram, name, base)
                 elif kind == "summary":
-                    for point in metric.summary.data_points:
-                        labels = base + [(label_name(a.key), _value(a)) for a in point.attributes]
-                        for quantile in point.quantile_values:
-                            series(
-                                name,
-                                [*labels, ("quantile", repr(quantile.quantile))],
-                                quantile.value,
-                                point.time_unix_nano,
-                            )
-                        series(f"{name}_count", labels, float(point.count), point.time_unix_nano)
-                        series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
-                        written += 1
+                    out.summaries(metric.summary, name, base)
                 elif kind == "exponential_histogram":
-                    dropped["exponential_histogram"] += len(
+                    out.dropped["exponential_histogram"] += len(
                         metric.exponential_histogram.data_points
                     )
-    return write.SerializeToString(), written, dropped
+    return out.write.SerializeToString(), out.written, out.dropped
+
+
+Labels = list[tuple[str, str]]
+
+
+def _point_labels(base: Labels, point: Any) -> Labels:
+    return base + [(label_name(a.key), _value(a)) for a in point.attributes]
+
+
+class _WriteRequest:
+    """A WriteRequest being filled, with the points written and dropped (by reason)."""
+
+    def __init__(self) -> None:
+        self.write = _write_request_class()()
+        self.written = 0
+        self.dropped: Counter[str] = Counter()
+
+    def series(self, name: str, labels: Labels, value: float, time_ns: int) -> None:
+        ts = self.write.timeseries.add()
+        for key, val in sorted([("__name__", name), *labels]):
+            ts.labels.add(name=key, value=val)
+        ts.samples.add(value=value, timestamp=time_ns // 1_000_000)
+
+    def _cumulative(self, data: Any) -> bool:
+        """Prometheus stores cumulative series only: delta points are dropped and counted."""
+        if data.aggregation_temporality == _CUMULATIVE:
+            return True
+        self.dropped["delta_temporality"] += len(data.data_points)
+        return False
+
+    def numbers(self, data: Any, name: str, is_sum: bool, base: Labels) -> None:
+        """Gauges, and sums (monotonic ones as counters named `…_total`)."""
+        if is_sum and not self._cumulative(data):
+            return
+        suffix = "_total" if is_sum and data.is_monotonic else ""
+        full = name if name.endswith(suffix) else name + suffix
+        for point in data.data_points:
+            value = point.as_double if point.HasField("as_double") else point.as_int
+            self.series(full, _point_labels(base, point), float(value), point.time_unix_nano)
+            self.written += 1
+
+    def histograms(self, data: Any, name: str, base: Labels) -> None:
+        """Explicit-bucket histograms: cumulative `_bucket{le}`, `_count`, `_sum` if given."""
+        if not self._cumulative(data):
+            return
+        for point in data.data_points:
+            labels = _point_labels(base, point)
+            cumulative = 0
+            bounds = [*point.explicit_bounds, float("inf")]
+            for bound, count in zip(bounds, point.bucket_counts, strict=False):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(float(bound))
+                self.series(
+                    f"{name}_bucket", [*labels, ("le", le)], cumulative, point.time_unix_nano
+                )
+            self.series(f"{name}_count", labels, float(point.count), point.time_unix_nano)
+            if point.HasField("sum"):
+                self.series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
+            self.written += 1
+
+    def summaries(self, data: Any, name: str, base: Labels) -> None:
+        for point in data.data_points:
+            labels = _point_labels(base, point)
+            for quantile in point.quantile_values:
+                quantile_labels = [*labels, ("quantile", repr(quantile.quantile))]
+                self.series(name, quantile_labels, quantile.value, point.time_unix_nano)
+            self.series(f"{name}_count", labels, float(point.count), point.time_unix_nano)
+            self.series(f"{name}_sum", labels, point.sum, point.time_unix_nano)
+            self.written += 1
 
 
 class RemoteWriteTransport:
