@@ -11,6 +11,7 @@ from otelml.gateway.decode.kinds import KIND_DOUBLE
 from otelml.gateway.exporters.prometheus import render, wants_openmetrics
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.state.distributions import NumericDistribution
+from otelml.gateway.state.families import Exemplar, Family, Histogram, Sample
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
 
@@ -84,3 +85,47 @@ def test_content_negotiation() -> None:
     assert wants_openmetrics("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
     assert not wants_openmetrics("text/plain;version=0.0.4")
     assert not wants_openmetrics(None)
+
+
+def test_families_are_formatted_by_the_rules_of_each_format() -> None:
+    exemplar = Exemplar("ab" * 16, "cd" * 8, 0.5, 1700000000.25)
+    families = [
+        Family(
+            "c_total",
+            "counter",
+            "A counter.",
+            [
+                Sample((("a", 'quo"te\\new\nline'),), 3, exemplar=exemplar),
+                Sample((), 1, (("reason", "x"),)),
+                Sample((), 2),
+            ],
+        ),
+        Family("g", "gauge", "A gauge.", [Sample((("k", "v"),), 0.1), Sample((), float("inf"))]),
+        Family(
+            "h",
+            "gaugehistogram",
+            "A gauge histogram.",
+            histograms=[Histogram((), (0.5, 1.0), np.array([1, 0, 2]))],
+        ),
+    ]
+    assert render(families, openmetrics=False) == (
+        "# HELP c_total A counter.\n# TYPE c_total counter\n"
+        'c_total{a="quo\\"te\\\\new\\nline"} 3\n'
+        'c_total{reason="x"} 1\n'
+        "c_total{} 2\n"
+        "# HELP g A gauge.\n# TYPE g gauge\n"
+        'g{k="v"} 0.1\n'
+        "g{} +Inf\n"
+        "# HELP h A gauge histogram.\n# TYPE h histogram\n"
+        'h_bucket{le="0.5"} 1\nh_bucket{le="1.0"} 1\nh_bucket{le="+Inf"} 3\n'
+    )
+    openmetrics = render(families, openmetrics=True)
+    assert openmetrics.startswith("# HELP c A counter.\n# TYPE c counter\n")
+    assert (
+        f'c_total{{a="quo\\"te\\\\new\\nline"}} 3 # {{trace_id="{"ab" * 16}",'
+        f'span_id="{"cd" * 8}"}} 0.5 1700000000.250\n'
+    ) in openmetrics
+    assert "# TYPE h gaugehistogram\n" in openmetrics
+    assert openmetrics.endswith("# EOF\n")
+    parsed = {f.name: f for f in text_string_to_metric_families(openmetrics)}
+    assert parsed["c"].samples[0].labels == {"a": 'quo"te\\new\nline'}
