@@ -223,6 +223,8 @@ def _render_distributions(
                 suffixes = writer.exemplar_suffixes(cat.exemplars, len(cat.counts))
                 counts = cat.counts.tolist()
                 for slot, category in zip(slots, names, strict=True):
+                    if slot == cat.other_slot and counts[slot] == 0:
+                        continue  # `__other__` appears once something falls into it
                     writer.sample(
                         name,
                         f'{labels},{class_label}="{escape(category)}"',
