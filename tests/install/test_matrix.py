@@ -25,7 +25,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import RunningGateway, running_gateway
+from tests.conftest import running_gateway
 from tests.environments import require
 from tests.install.matrix import FREEZE, RECORD, ROWS, Row, site_packages
 
@@ -41,6 +41,7 @@ APP_SIDE = [
 BUNDLED = {"pip", "setuptools"}
 #: A resolver that takes minutes is a defect (pip 23.2 once took 2 min on otelml's old deps).
 MAX_RESOLVE_SECONDS = 60
+CALLS = "traces_spanmetrics_calls_total"
 
 
 def installed_row(row: Row) -> dict[str, Any]:
@@ -134,18 +135,6 @@ def test_row_installs_the_app_side_and_nothing_of_the_gateway(name: str) -> None
         assert frozen(row) & gateway_only == set()
 
 
-def scrape(
-    gateway: RunningGateway, version: str
-) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Samples of the model `install`/`version`, keyed by name and labels less the model's."""
-    out = {}
-    for (name, labels), sample in gateway.samples().items():
-        extra = dict(labels)
-        if extra.pop("model", None) == "install" and extra.pop("model_version", None) == version:
-            out[(name, frozenset(extra.items()))] = float(sample.value)
-    return out
-
-
 def send(row: Row, endpoint: str, protocol: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PYTHON"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
@@ -174,12 +163,7 @@ def test_row_sends_spans_the_gateway_counts_exactly(name: str) -> None:
     with running_gateway() as gateway:
         endpoint = gateway.http_url if protocol != "grpc" else f"http://{gateway.grpc_endpoint}"
         sent = send(row, endpoint, protocol)
-        samples = scrape(gateway, name)
-        calls = sum(
-            value
-            for (metric, labels), value in gateway_calls(gateway).items()
-            if metric == "traces_spanmetrics_calls_total" and ("span_name", "predict") in labels
-        )
+        samples = {key: float(sample.value) for key, sample in gateway.samples().items()}
 
     assert Path(sent["otelml"]).is_relative_to(site_packages(row.venv))
     assert not [m for m in sent["heavy_modules"] if m.split(".")[0] in ("numpy", "pandas")]
@@ -190,7 +174,8 @@ def test_row_sends_spans_the_gateway_counts_exactly(name: str) -> None:
     assert sent["integrations"] == expected_integrations.get(name.removesuffix("-floor"), [])
 
     def value(metric: str, **labels: str) -> float:
-        return samples[(metric, frozenset(labels.items()))]
+        model = {"model": "install", "model_version": name}
+        return samples[(metric, frozenset({**model, **labels}.items()))]
 
     ages = [a for a in sent["ages"] if a is not None]
     assert value("otelml_feature_value_bucket", feature="age", le="+Inf") == len(ages)
@@ -200,15 +185,9 @@ def test_row_sends_spans_the_gateway_counts_exactly(name: str) -> None:
     assert value("otelml_prediction_value_bucket", output="prediction", le="+Inf") == len(
         sent["predictions"]
     )
-    assert calls == sent["spans"]
-
-
-def gateway_calls(gateway: RunningGateway) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {
-        (name, labels): float(sample.value)
-        for (name, labels), sample in gateway.samples().items()
-        if dict(labels).get("service") == "install-check"
-    }
+    span = {("service", "install-check"), ("span_name", "predict")}
+    calls = [v for (m, labels), v in samples.items() if m == CALLS and span <= labels]
+    assert sum(calls) == sent["spans"]
 
 
 def test_commands_without_their_extra_say_what_to_install() -> None:
