@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint typecheck bench prometheus bentoml-venvs clean
+.PHONY: demo test test-quick lint typecheck bench prometheus app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[gateway,test]'
 	touch $(STAMP)
 
 ## demo: gateway + example model traffic (with a drift phase) on this machine, no Docker
@@ -31,31 +31,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The oldest OpenTelemetry SDK the app side supports (BentoML 1.4 pins ~= 1.20): its own venv.
-SDK_FLOOR := .venv-sdk-floor
-$(SDK_FLOOR)/.installed:
-	$(PYTHON) -m venv $(SDK_FLOOR)
-	$(SDK_FLOOR)/bin/pip install -q "opentelemetry-sdk==1.20.*" \
-	  "opentelemetry-exporter-otlp-proto-grpc==1.20.*" "opentelemetry-exporter-otlp-proto-http==1.20.*" \
-	  numpy "pandas<3"
-	touch $@
+## app-venvs: the app side's install matrix: fresh venvs, each with its Python's own pip, that
+## `pip install` the built wheel beside the OpenTelemetry SDK (current and 1.20), BentoML 1.4
+## (newest SDK and floor pins) or opentelemetry-distro; prints how long each resolve took
+app-venvs: $(STAMP)
+	PYTHON=$(PYTHON) $(BIN)/python -m tests.install.matrix
 
-# The BentoML example's own environments (BentoML 1.4 with today's OpenTelemetry SDK, and with
-# the floor of its range, SDK 1.20): venv.sh keeps one whose requirements did not change.
-BENTOML_EXAMPLE := examples/bentoml_service
-bentoml-venvs:
-	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml $(BENTOML_EXAMPLE)/requirements.txt
-	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml-floor $(BENTOML_EXAMPLE)/requirements-floor.txt
+## bentoml-venvs: only the BentoML example's two environments (.venv-bentoml, .venv-bentoml-floor)
+bentoml-venvs: $(STAMP)
+	PYTHON=$(PYTHON) $(BIN)/python -m tests.install.matrix bentoml bentoml-floor
 
 REQUIRE_ALL := OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1
 
 ## test: lint, type check and the whole test suite against real components (what CI runs)
-test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus lint typecheck
+test: $(STAMP) app-venvs prometheus lint typecheck
 	$(REQUIRE_ALL) $(BIN)/pytest -q
 
 ## test-quick: lint, type check and every test not marked slow (no BentoML serve, no
 ## minute-long load or soak): the inner loop, a couple of minutes on a quiet machine
-test-quick: $(STAMP) $(SDK_FLOOR)/.installed prometheus lint typecheck
+test-quick: $(STAMP) app-venvs prometheus lint typecheck
 	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not slow"
 
 BENCH_VENV := .bench-venv
@@ -71,4 +65,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SDK_FLOOR) .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor build .pytest_cache .mypy_cache .ruff_cache

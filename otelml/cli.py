@@ -9,13 +9,15 @@ import sys
 from collections.abc import Sequence
 
 from otelml import __version__
-from otelml.errors import ConfigError
+from otelml.errors import ConfigError, MissingExtra
+from otelml.extras import needs
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from otelml.config import load
-    from otelml.gateway.app import serve
-    from otelml.gateway.validation import check
+    with needs("gateway"):
+        from otelml.config import load
+        from otelml.gateway.app import serve
+        from otelml.gateway.validation import check
 
     try:
         config = check(load(args.config))  # every config error, before anything starts
@@ -41,7 +43,8 @@ def _invalid(heading: str, error: ConfigError) -> int:
 
 
 def _proxy(args: argparse.Namespace) -> int:
-    from otelml.proxy import ProxySettings, load, serve
+    with needs("proxy"):
+        from otelml.proxy import ProxySettings, load, serve
 
     try:
         rules = load(args.config)
@@ -74,9 +77,10 @@ def _proxy(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from otelml.gateway.drift.batch import assess_windows
-    from otelml.gateway.drift.report import table, write_html, write_json
-    from otelml.profile import ProfileError, load, read_table
+    with needs("gateway"):
+        from otelml.gateway.drift.batch import assess_windows
+        from otelml.gateway.drift.report import table, write_html, write_json
+        from otelml.profile import ProfileError, load, read_table
 
     try:
         reference = load(args.reference)
@@ -107,14 +111,83 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from otelml.demo import run
+    with needs("demo"):
+        from otelml.demo import run
 
     return int(run(duration=args.duration, workdir=args.workdir))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from otelml.profile.cli import add_profile_commands
+def _profile_build(args: argparse.Namespace) -> int:
+    with needs("profile"):
+        from otelml.profile.cli import run_build
 
+    return run_build(args)
+
+
+def add_profile_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``profile build``; each leaf parser sets ``func(args) -> exit code``."""
+    profile = subparsers.add_parser(
+        "profile",
+        help="training reference profiles",
+        description="Summarise training data so the gateway can compute drift against it.",
+    )
+    commands = profile.add_subparsers(dest="profile_command", metavar="COMMAND", required=True)
+    cmd = commands.add_parser(
+        "build",
+        help="build a reference profile from a training table",
+        description="Build a reference profile (JSON) from a .csv or .parquet training table.",
+    )
+    cmd.add_argument("data", metavar="DATA", help="training table, .csv or .parquet")
+    cmd.add_argument("-o", "--output", required=True, metavar="OUT", help="profile JSON to write")
+    cmd.add_argument("--model", help="model name recorded in the profile")
+    cmd.add_argument("--version", help="model version recorded in the profile")
+    cmd.add_argument(
+        "--prediction",
+        dest="predictions",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="model output column (repeatable)",
+    )
+    cmd.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="column to leave out, e.g. ids or timestamps (repeatable)",
+    )
+    cmd.add_argument(
+        "--categorical",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="profile this numeric column as categorical (repeatable)",
+    )
+    cmd.add_argument(
+        "--bins",
+        type=int,
+        default=10,
+        metavar="N",
+        help="equal-frequency buckets per numeric column (default: 10)",
+    )
+    cmd.add_argument(
+        "--top-k",
+        type=int,
+        default=20,
+        metavar="K",
+        help="categories kept per categorical column (default: 20)",
+    )
+    cmd.add_argument(
+        "--vocabulary-limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="keep the full vocabulary up to this many categories (default: 1000)",
+    )
+    cmd.set_defaults(func=_profile_build)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelml", description=__doc__)
     parser.add_argument("--version", action="version", version=f"otelml {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -180,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except MissingExtra as missing:
+        print(f"otelml {args.command}: {missing}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

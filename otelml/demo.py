@@ -210,10 +210,11 @@ def _summary(reference: profile.Profile, samples: dict[Any, Any]) -> None:
                 for (metric, labels), sample in samples.items()
                 if metric == "otelml_feature_category_total" and ("feature", name) in labels
             }
-            live = np.asarray([found[c].value for c in labels_of], dtype=float)
+            # `__other__` is exposed only once something fell into it
+            live = np.asarray([found[c].value if c in found else 0 for c in labels_of], float)
             moved, ref_share, live_share = _moved_most(live, np.asarray(feature.counts, float))
             bucket = labels_of[moved]
-            exemplar = found[bucket].exemplar
+            exemplar = found[bucket].exemplar if bucket in found else None
         test, verdict = _verdict(samples, name)
         trace = exemplar.labels["trace_id"] if exemplar else "-"
         print(

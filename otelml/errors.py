@@ -2,6 +2,7 @@
 
 OtelmlError
 ├── ConfigError      the configuration is wrong; raised at start, before any port is bound
+├── MissingExtra     a command's dependencies are not installed (they come with an extra)
 ├── Refused          transient: the client should retry after `retry_after` seconds
 │                    (gRPC UNAVAILABLE + RetryInfo, HTTP 429/503 + Retry-After)
 └── Permanent        the data itself is bad: retrying cannot help (gRPC INVALID_ARGUMENT,
@@ -21,6 +22,18 @@ class ConfigError(OtelmlError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class MissingExtra(OtelmlError):
+    """A command needs a module that only one of otelml's extras installs."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{module} is not installed; it comes with otelml[{extra}]: "
+            f"pip install 'otelml[{extra}]'"
+        )
 
 
 class Refused(OtelmlError):

@@ -1,4 +1,4 @@
-"""Extra Python environments some tests run app code in (made by `make test`).
+"""Extra Python environments some tests run app code in (made by `make app-venvs`).
 
 A missing environment skips those tests on a developer's machine, and fails them under CI
 (`CI` or `OTELML_REQUIRE_ALL` set): CI never passes by skipping a real component.
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The oldest OpenTelemetry SDK otelml.instrument supports: BentoML 1.4's floor (~= 1.20).
-SDK_FLOOR = ROOT / ".venv-sdk-floor" / "bin" / "python"
+#: The oldest OpenTelemetry SDK otelml.instrument supports, BentoML 1.4's floor (~= 1.20):
+#: the install matrix's row with otelml's wheel installed beside SDK 1.20, numpy and pandas.
+SDK_FLOOR = ROOT / ".venv-app-sdk-floor" / "bin" / "python"
 
 
 def require(python: Path, made_by: str) -> str:

@@ -36,6 +36,8 @@ from sklearn.datasets import load_iris
 from otelml import profile, semconv
 from otelml.instrument import bentoml as otelml_bentoml
 from tests.conftest import forwarding_config, running_gateway
+from tests.environments import require
+from tests.install.matrix import ROWS
 from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.prometheus_server import free_port
 from tests.sinks import GrpcSink
@@ -43,10 +45,10 @@ from tests.sinks import GrpcSink
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bentoml_service"
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-#: environment → (its directory, its requirements file)
+#: environment → the install matrix's row (tests/install/matrix.py) it is
 ENVIRONMENTS = {
-    "sdk-current": (ROOT / ".venv-bentoml", EXAMPLE / "requirements.txt"),
-    "sdk-1.20": (ROOT / ".venv-bentoml-floor", EXAMPLE / "requirements-floor.txt"),
+    "sdk-current": ROWS["bentoml"].venv,
+    "sdk-1.20": ROWS["bentoml-floor"].venv,
 }
 
 
@@ -68,24 +70,9 @@ class Sink(GrpcSink):
 
 
 def bento_environment(name: str) -> Path:
-    """The example's environment, made by its own script (reused when up to date)."""
-    venv, requirements = ENVIRONMENTS[name]
-    try:
-        subprocess.run(
-            ["sh", str(EXAMPLE / "venv.sh"), str(venv), str(requirements)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
-        output = getattr(error, "stderr", "") or ""
-        message = (
-            f"the BentoML environment {venv.name} could not be made: {error}\n{output[-2000:]}"
-        )
-        if any(os.environ.get(v) for v in ("CI", "OTELML_REQUIRE_ALL", "OTELML_REQUIRE_NATIVE")):
-            pytest.fail(message)
-        pytest.skip(message)
+    """The example's environment: its requirements and otelml's wheel, installed by pip."""
+    venv = ENVIRONMENTS[name]
+    require(venv / "bin" / "python", "make app-venvs")
     return venv
 
 
@@ -271,7 +258,7 @@ def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Po
         ],
         cwd=EXAMPLE,
         env={
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # otelml: the venv's
             "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
             "BENTOML_CONFIG": str(EXAMPLE / "bentoml_configuration.yaml"),
             "BENTOML_HOME": str(tmp_path / "bentoml"),

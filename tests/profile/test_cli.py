@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from otelml.cli import add_profile_commands
 from otelml.profile import CategoricalProfile, NumericProfile, load
-from otelml.profile.cli import add_profile_commands
 
 
 def parser() -> argparse.ArgumentParser:

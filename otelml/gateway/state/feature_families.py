@@ -123,6 +123,8 @@ def _category_samples(
     exemplars = exemplars_of(cat.exemplars, len(cat.counts))
     counts = cat.counts.tolist()
     for slot, category in zip(slots, names, strict=True):
+        if slot == cat.other_slot and counts[slot] == 0:
+            continue  # `__other__` appears once something falls into it
         yield Sample(labels, counts[slot], ((class_label, category),), exemplars[slot])
 
 

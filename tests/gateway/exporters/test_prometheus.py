@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import numpy as np
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -14,6 +15,8 @@ from otelml.gateway.state.distributions import NumericDistribution
 from otelml.gateway.state.families import Exemplar, Family, Histogram, Sample
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
+from tests.conftest import RunningGateway
+from tests.gateway.otlp_builders import traces
 
 
 def _observe(dist: NumericDistribution, values: list[float]) -> None:
@@ -129,3 +132,33 @@ def test_families_are_formatted_by_the_rules_of_each_format() -> None:
     assert openmetrics.endswith("# EOF\n")
     parsed = {f.name: f for f in text_string_to_metric_families(openmetrics)}
     assert parsed["c"].samples[0].labels == {"a": 'quo"te\\new\nline'}
+
+
+def test_other_class_is_exposed_only_once_something_fell_into_it(gateway: RunningGateway) -> None:
+    """No `__other__` series at 0: the learned classes alone, until one is not among them."""
+
+    def send(classes: list[str], first_trace: int) -> None:
+        spans = [
+            {"ml.model.name": "m", "ml.model.version": "1", "ml.prediction": c} for c in classes
+        ]
+        response = httpx.post(
+            f"{gateway.http_url}/v1/traces",
+            content=traces(spans, first_trace=first_trace),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+
+    def class_lines() -> list[str]:
+        lines = gateway.scrape(openmetrics=False).splitlines()
+        return [line for line in lines if line.startswith("otelml_prediction_class_total{")]
+
+    labels = 'model="m",model_version="1",output="prediction"'
+    send(["yes", "no", "yes"], first_trace=1)
+    assert class_lines() == [
+        f'otelml_prediction_class_total{{{labels},class="yes"}} 2',
+        f'otelml_prediction_class_total{{{labels},class="no"}} 1',
+    ]
+    send([f"c{i}" for i in range(25)], first_trace=10)  # 20 learned at most: 7 fall outside
+    lines = class_lines()
+    assert len(lines) == 21
+    assert lines[-1] == f'otelml_prediction_class_total{{{labels},class="__other__"}} 7'

@@ -1,7 +1,8 @@
 """A batch-scoring script using only `otelml.instrument`: configure, record, log, truth.
 
 Run in its own process (providers are process-global); prints what it sent as JSON.
-Usage: python -m tests.instrument.apps.record_script SEED
+Usage: python tests/instrument/apps/record_script.py SEED (by path: otelml comes from the
+environment it runs in, never from this checkout)
 """
 
 from __future__ import annotations
