@@ -165,7 +165,12 @@ class Gateway:
         grpc_port = None
         if receivers and otlp.grpc is not None:
             self._grpc = otlp_grpc.create_server(
-                self.pipeline, limits.max_request_bytes, reuse_port=reuse_port, guard=self.guard
+                self.pipeline,
+                limits.max_request_bytes,
+                reuse_port=reuse_port,
+                guard=self.guard,
+                max_connection_age=otlp.grpc.max_connection_age,
+                max_connection_age_grace=otlp.grpc.max_connection_age_grace,
             )
             tls = otlp.grpc.tls
             if tls is None:
