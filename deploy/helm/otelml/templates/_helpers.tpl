@@ -101,6 +101,7 @@ app.kubernetes.io/component: gateway
 metadata:
   labels:
     {{- include "otelml.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/component: gateway
     {{- with .Values.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
