@@ -25,8 +25,8 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check otelml tests bench examples
-	$(BIN)/ruff format --check otelml tests bench examples
+	$(BIN)/ruff check otelml tests bench examples deploy
+	$(BIN)/ruff format --check otelml tests bench examples deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -47,8 +47,15 @@ bentoml-venvs:
 	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml $(BENTOML_EXAMPLE)/requirements.txt
 	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml-floor $(BENTOML_EXAMPLE)/requirements-floor.txt
 
+# The Compose Specification's JSON schema, as docker-compose 1.29.2 ships it (read from the wheel
+# by tests/deploy/test_compose.py; nothing of docker-compose is installed).
+COMPOSE_SCHEMA := .cache/docker_compose-1.29.2-py2.py3-none-any.whl
+$(COMPOSE_SCHEMA):
+	mkdir -p .cache
+	$(PYTHON) -m pip download -q --no-deps --disable-pip-version-check docker-compose==1.29.2 -d .cache
+
 ## test: lint, type check and the whole test suite against real components
-test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus lint typecheck
+test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus $(COMPOSE_SCHEMA) lint typecheck
 	OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
 BENCH_VENV := .bench-venv
@@ -64,4 +71,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SDK_FLOOR) .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_FLOOR) .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache .cache
