@@ -341,3 +341,16 @@ def test_drift_events_and_latency_carry_exemplars_of_sent_traces(stack: Stack) -
         trace_ids = {e["labels"]["trace_id"] for series in found for e in series["exemplars"]}
         assert trace_ids, selector
         assert trace_ids <= stack.trace_ids, selector
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "sum(rate(otelml_feature_mising_total[1m]))",  # a metric the gateway does not expose
+        'max(otelml_drift_score{featur="age"})',  # a label no series has
+        "max by (segment) (otelml_drift_score)",  # grouping by a label of another family
+    ],
+)
+def test_a_name_the_gateway_does_not_expose_fails_the_check(stack: Stack, expr: str) -> None:
+    with pytest.raises(AssertionError):
+        _check_query(stack, expr)

@@ -202,7 +202,7 @@ def test_servicemonitor_scrapes_the_admin_port_of_the_main_service_only() -> Non
     assert monitor["metadata"]["labels"]["release"] == "kps"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "admin" and endpoint["path"] == "/metrics"
-    assert endpoint["scrapeProtocols"][0] == "OpenMetricsText1.0.0"
+    assert monitor["spec"]["scrapeProtocols"][0] == "OpenMetricsText1.0.0"
     selector = monitor["spec"]["selector"]
     services = [
         s
