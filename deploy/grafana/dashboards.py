@@ -21,19 +21,66 @@ Panel = dict[str, Any]
 # Selector fragments shared by the model dashboard's queries.
 MODEL = 'model="$model", model_version=~"$version"'
 FEATURE = f'{MODEL}, feature=~"$feature"'
+#: A panel repeated per numeric feature: that panel's one feature.
+NUMERIC_ONE = f'{MODEL}, feature="$numeric_feature"'
 
 
 def target(
-    expr: str, legend: str = "", *, exemplar: bool = False, ref: str = "A"
+    expr: str,
+    legend: str = "",
+    *,
+    exemplar: bool = False,
+    ref: str = "A",
+    kind: str = "time_series",
 ) -> dict[str, Any]:
+    """A Prometheus query: `time_series` over the range, `table` (instant, for bar charts of the
+    current window) or `heatmap` (buckets as cells)."""
     return {
         "refId": ref,
         "datasource": PROMETHEUS,
         "expr": expr,
         "legendFormat": legend or "__auto",
         "exemplar": exemplar,
-        "range": True,
+        "format": kind,
+        "range": kind != "table",
+        "instant": kind == "table",
     }
+
+
+def repeated(p: Panel, variable: str, per_row: int) -> Panel:
+    """One copy of the panel per selected value of `variable`, side by side."""
+    p.update({"repeat": variable, "repeatDirection": "h", "maxPerRow": per_row})
+    return p
+
+
+def per_bin_comparison(title: str, description: str, variable: str, series: str, by: str) -> Panel:
+    """Reference vs current window share per bin (or category), one panel per feature."""
+    selector = f'{MODEL}, feature="${variable}"'
+    comparison = panel(
+        "barchart",
+        title,
+        description,
+        [
+            target(f"max by ({by}) (otelml:reference_{series}:ratio{{{selector}}})", kind="table"),
+            target(
+                f"max by ({by}) (otelml:drift_window_{series}:ratio{{{selector}}})", kind="table"
+            ),
+        ],
+        unit="percentunit",
+        options={"xField": by, "legend": {"showLegend": True, "displayMode": "list"}},
+        width=8,
+    )
+    comparison["transformations"] = [
+        {"id": "joinByField", "options": {"byField": by, "mode": "outer"}},
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {"Time 1": True, "Time 2": True},
+                "renameByName": {"Value #A": "reference", "Value #B": "live"},
+            },
+        },
+    ]
+    return repeated(comparison, variable, 3)
 
 
 def panel(
@@ -186,6 +233,20 @@ def model_drift() -> dict[str, Any]:
             include_all=True,
         ),
         query_variable(
+            "numeric_feature",
+            "Numeric features (distributions)",
+            f'label_values(otelml:reference_bin:ratio{{{MODEL}, feature=~"$feature"}}, feature)',
+            multi=True,
+            include_all=True,
+        ),
+        query_variable(
+            "categorical_feature",
+            "Categorical features (distributions)",
+            f'label_values(otelml:reference_category:ratio{{{MODEL}, feature=~"$feature"}}, feature)',
+            multi=True,
+            include_all=True,
+        ),
+        query_variable(
             "segment", "Segment", f"label_values(otelml_segment_drift_score{{{MODEL}}}, segment)"
         ),
         query_variable(
@@ -267,55 +328,40 @@ def model_drift() -> dict[str, Any]:
             ],
         ),
         row("Reference vs live"),
-        panel(
-            "barchart",
-            "Numeric features: share per reference bin",
-            "Per bin of the reference profile (upper edge le): the reference share and the share "
-            "of the current window, summed over every gateway replica (recording rules).",
-            [
-                target(
-                    f"max by (feature, le) (otelml:reference_bin:ratio{{{FEATURE}}})",
-                    "reference {{feature}}",
-                ),
-                target(
-                    f"max by (feature, le) (otelml:drift_window_bin:ratio{{{FEATURE}}})",
-                    "live {{feature}}",
-                ),
-            ],
-            unit="percentunit",
-            options={"xField": "le"},
+        per_bin_comparison(
+            "$numeric_feature: share per reference bin",
+            "Per bin of the reference profile (upper edge le): the reference share and the "
+            "current window's, summed over every gateway replica (recording rules).",
+            "numeric_feature",
+            "bin",
+            "le",
         ),
-        panel(
-            "barchart",
-            "Categorical features: share per category",
+        per_bin_comparison(
+            "$categorical_feature: share per category",
             "The reference's top categories (the rest in __other__), reference vs current window.",
-            [
-                target(
-                    f"max by (feature, category) (otelml:reference_category:ratio{{{FEATURE}}})",
-                    "reference {{feature}}",
-                ),
-                target(
-                    f"max by (feature, category) (otelml:drift_window_category:ratio{{{FEATURE}}})",
-                    "live {{feature}}",
-                ),
-            ],
-            unit="percentunit",
-            options={"xField": "category"},
+            "categorical_feature",
+            "category",
+            "category",
         ),
-        panel(
-            "heatmap",
-            "Live distribution over time",
-            "Observations per reference bin over the dashboard's time range; exemplars open a "
-            "trace with a value from that bin.",
-            [
-                target(
-                    f"sum by (le) (increase(otelml_feature_value_bucket{{{FEATURE}}}[$__rate_interval]))",
-                    "{{le}}",
-                    exemplar=True,
-                )
-            ],
-            options={"calculate": False, "yAxis": {"unit": "short"}, "cellGap": 1},
-            width=24,
+        repeated(
+            panel(
+                "heatmap",
+                "$numeric_feature: live distribution over time",
+                "Observations per reference bin over the dashboard's time range; exemplars open "
+                "a trace with a value from that bin.",
+                [
+                    target(
+                        f"sum by (le) (increase(otelml_feature_value_bucket{{{NUMERIC_ONE}}}[$__rate_interval]))",
+                        "{{le}}",
+                        exemplar=True,
+                        kind="heatmap",
+                    )
+                ],
+                options={"calculate": False, "yAxis": {"unit": "short"}, "cellGap": 1},
+                width=12,
+            ),
+            "numeric_feature",
+            2,
         ),
         row("Data quality"),
         panel(

@@ -30,6 +30,7 @@ _MATCHER_LABEL = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
 class Query:
     where: str  # dashboard / panel / refId, or rules / group / rule
     expr: str  # as written, with $variables
+    repeat: str | None = None  # the panel is repeated per value of this variable
 
 
 def dashboard_files() -> list[Path]:
@@ -54,7 +55,7 @@ def dashboard_queries() -> list[Query]:
             for target in panel.get("targets", []):
                 if target["datasource"]["type"] == "prometheus":
                     where = f"{dashboard['uid']}/{panel['title']}/{target['refId']}"
-                    queries.append(Query(where, target["expr"]))
+                    queries.append(Query(where, target["expr"], panel.get("repeat")))
     return queries
 
 

@@ -288,8 +288,13 @@ def _check_query(stack: Stack, expr: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("query", queries.dashboard_queries(), ids=lambda q: q.where)
 def test_every_dashboard_query_returns_data(stack: Stack, query: queries.Query) -> None:
-    uid = query.where.split("/")[0]
-    _check_query(stack, queries.substitute(query.expr, stack.variables[uid]))
+    variables = stack.variables[query.where.split("/")[0]]
+    if query.repeat is None:
+        _check_query(stack, queries.substitute(query.expr, variables))
+        return
+    # A repeated panel: one copy per value, each with that one value.
+    for value in variables[query.repeat]:
+        _check_query(stack, queries.substitute(query.expr, {**variables, query.repeat: [value]}))
 
 
 @pytest.mark.parametrize("query", queries.rule_queries(), ids=lambda q: q.where)
@@ -304,6 +309,8 @@ def test_variables_resolve_to_what_was_sent(stack: Stack) -> None:
     assert drift["model"] == ["churn"]
     assert drift["version"] == ["3"]
     assert drift["feature"] == ["age", "country", "income", "plan"]
+    assert drift["numeric_feature"] == ["age", "income"]
+    assert drift["categorical_feature"] == ["country", "plan"]
     assert drift["segment"] == ["country"]
     assert drift["segment_value"] == ["DE", "FR", "US"]
     assert stack.variables["otelml-model-service"] == {
