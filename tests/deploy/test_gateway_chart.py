@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import httpx
 import numpy as np
 import pandas as pd
@@ -231,6 +232,11 @@ def test_tls_and_auth_come_from_secrets() -> None:
     assert by_kind(docs, "Secret") == []  # existing Secrets are referenced, not created
 
 
+def test_tls_without_a_secret_is_refused_with_a_message() -> None:
+    with pytest.raises(helm_python.HelmError, match=r"tls\.existingSecret is required"):
+        render(GATEWAY_CHART, {"tls": {"enabled": True}})
+
+
 def test_a_bearer_token_from_values_gets_its_own_secret() -> None:
     docs = render(GATEWAY_CHART, MATRIX["auth-token"])
     secret = one(docs, "Secret", "ml-otelml-auth")
@@ -261,8 +267,6 @@ def test_exporter_endpoints_may_name_the_release() -> None:
 
 
 def test_the_chart_lints_clean() -> None:
-    import helm_python
-
     result = helm_python.lint(str(GATEWAY_CHART), strict=True)
     assert result["errors"] == []
     assert [m for m in result["messages"] if m["severity"] > 1] == []
