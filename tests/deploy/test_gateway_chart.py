@@ -232,6 +232,13 @@ def test_tls_and_auth_come_from_secrets() -> None:
     assert by_kind(docs, "Secret") == []  # existing Secrets are referenced, not created
 
 
+def test_a_misspelt_value_is_refused_by_the_values_schema() -> None:
+    with pytest.raises(helm_python.HelmError, match="'persistance' not allowed"):
+        render(GATEWAY_CHART, {"persistance": {"enabled": True}})
+    with pytest.raises(helm_python.HelmError, match="fsync"):
+        render(GATEWAY_CHART, {"queue": {"fsync": "sometimes"}})
+
+
 def test_tls_without_a_secret_is_refused_with_a_message() -> None:
     with pytest.raises(helm_python.HelmError, match=r"tls\.existingSecret is required"):
         render(GATEWAY_CHART, {"tls": {"enabled": True}})
