@@ -31,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otelml import profile, semconv
 from tests.conftest import RunningGateway, loopback_config, running_gateway
 from tests.deploy import queries
+from tests.deploy.provisioning import datasources
 from tests.gateway.otlp_builders import traces
 from tests.prometheus_server import Prometheus, running_prometheus
 from tests.sinks import GrpcSink, HttpSink
@@ -361,3 +362,18 @@ def test_drift_events_and_latency_carry_exemplars_of_sent_traces(stack: Stack) -
 def test_a_name_the_gateway_does_not_expose_fails_the_check(stack: Stack, expr: str) -> None:
     with pytest.raises(AssertionError):
         _check_query(stack, expr)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [q["name"] for q in datasources()["tempo"]["jsonData"]["tracesToMetrics"]["queries"]],
+)
+def test_the_traces_to_metrics_links_return_data_for_a_span_of_the_service(
+    stack: Stack, name: str
+) -> None:
+    """Grafana fills $__tags from the span's tags mapped as the datasource says
+    (service.name → service)."""
+    links = datasources()["tempo"]["jsonData"]["tracesToMetrics"]
+    (query,) = [q["query"] for q in links["queries"] if q["name"] == name]
+    tags = ", ".join(f'{tag["value"]}="{SERVICE}"' for tag in links["tags"])
+    _check_query(stack, query.replace("$__tags", tags))
