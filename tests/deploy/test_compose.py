@@ -210,3 +210,27 @@ def test_the_gateway_config_passes_the_gateways_check(tmp_path: Path) -> None:
     assert "./gateway.yaml:/etc/otelml/gateway.yaml:ro" in mounts
     assert "references:/etc/otelml/references:ro" in mounts
     assert "gateway-queue:/var/lib/otelml/queue" in mounts
+
+
+def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
+    """Debian's promtool (2.42) predates `scrape_protocols` (2.49), the one key it would not
+    know: checked without it, with the rules where the container mounts them."""
+    from tests.prometheus_server import prometheus_binary
+
+    prometheus_binary()  # fails under CI when Prometheus is missing, skips elsewhere
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
+    for job in config["scrape_configs"]:
+        assert job.pop("scrape_protocols")[0] == "OpenMetricsText1.0.0"
+    (rule_file,) = config["rule_files"]
+    config["rule_files"] = [str(ROOT / "deploy" / "prometheus" / Path(rule_file).name)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "otelml-rules.yaml").read_text())
+    count = sum(len(group["rules"]) for group in rules["groups"])
+    assert f"SUCCESS: {count} rules found" in result.stdout
