@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint typecheck bench prometheus app-venvs bentoml-venvs clean
+.PHONY: demo test test-quick test-stack lint typecheck bench prometheus app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
@@ -25,8 +25,8 @@ prometheus:
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check otelml tests bench examples
-	$(BIN)/ruff format --check otelml tests bench examples
+	$(BIN)/ruff check otelml tests bench examples deploy
+	$(BIN)/ruff format --check otelml tests bench examples deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,16 +41,28 @@ app-venvs: $(STAMP)
 bentoml-venvs: $(STAMP)
 	PYTHON=$(PYTHON) $(BIN)/python -m tests.install.matrix bentoml bentoml-floor
 
+# The Compose Specification's JSON schema, as docker-compose 1.29.2 ships it (read from the wheel
+# by tests/deploy/test_compose.py; nothing of docker-compose is installed).
+COMPOSE_SCHEMA := .cache/docker_compose-1.29.2-py2.py3-none-any.whl
+$(COMPOSE_SCHEMA):
+	mkdir -p .cache
+	$(PYTHON) -m pip download -q --no-deps --disable-pip-version-check docker-compose==1.29.2 -d .cache
+
 REQUIRE_ALL := OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1
 
 ## test: lint, type check and the whole test suite against real components (what CI runs)
-test: $(STAMP) app-venvs prometheus lint typecheck
-	$(REQUIRE_ALL) $(BIN)/pytest -q
+test: $(STAMP) app-venvs prometheus $(COMPOSE_SCHEMA) lint typecheck
+	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not official_charts"
 
 ## test-quick: lint, type check and every test not marked slow (no BentoML serve, no
 ## minute-long load or soak): the inner loop, a couple of minutes on a quiet machine
-test-quick: $(STAMP) app-venvs prometheus lint typecheck
-	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not slow"
+test-quick: $(STAMP) app-venvs prometheus $(COMPOSE_SCHEMA) lint typecheck
+	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not slow and not official_charts"
+
+## test-stack: the stack chart rendered with the official charts (their sources in
+## OTELML_OFFICIAL_CHARTS=DIR; no chart repository is reachable from CI): deploy/README.md
+test-stack: $(STAMP)
+	$(REQUIRE_ALL) $(BIN)/pytest -q -m official_charts tests/deploy/test_stack_chart.py
 
 BENCH_VENV := .bench-venv
 
@@ -65,4 +77,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor build .pytest_cache .mypy_cache .ruff_cache .cache

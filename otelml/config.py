@@ -120,8 +120,20 @@ class ReceiverEndpoint(Endpoint):
     tls: Tls | None = None
 
 
+class GrpcReceiver(ReceiverEndpoint):
+    """gRPC clients keep one connection for hours, so behind a load balancer or a Kubernetes
+    Service all of a client's traffic sticks to one replica. A maximum connection age makes
+    the server close connections (GOAWAY, in-flight calls finish within the grace) and the
+    client reconnect, possibly to another replica, as collectors behind load balancers do."""
+
+    #: Unset: connections live as long as the client keeps them (gRPC adds ±10% jitter).
+    max_connection_age: Duration | None = None
+    #: How long calls in flight may still finish after the GOAWAY; unset: no limit.
+    max_connection_age_grace: Duration | None = None
+
+
 class OtlpReceiver(_Strict):
-    grpc: ReceiverEndpoint | None = ReceiverEndpoint(endpoint="0.0.0.0:4317")
+    grpc: GrpcReceiver | None = GrpcReceiver(endpoint="0.0.0.0:4317")
     http: ReceiverEndpoint | None = ReceiverEndpoint(endpoint="0.0.0.0:4318")
 
 

@@ -142,6 +142,8 @@ class Gateway:
             self.config.limits.max_request_bytes,
             reuse_port=reuse_port,
             guard=self.guard,
+            max_connection_age=endpoint.max_connection_age,
+            max_connection_age_grace=endpoint.max_connection_age_grace,
         )
         port = add_grpc_port(self._grpc, endpoint)
         await self._grpc.start()

@@ -81,18 +81,25 @@ def create_server(
     max_request_bytes: int,
     reuse_port: bool = False,
     guard: Guard | None = None,
+    max_connection_age: float | None = None,
+    max_connection_age_grace: float | None = None,
 ) -> grpc.aio.Server:
     """An aio server with both services registered; the caller binds and starts it.
 
     `reuse_port` lets several worker processes listen on one port (the kernel spreads
     connections among them); off otherwise, so a second gateway on a taken port fails loudly.
+    `max_connection_age` (seconds) closes connections older than that, so long-lived clients
+    spread again over the replicas behind a Service.
     """
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-        ]
-    )
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", max_request_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    if max_connection_age is not None:
+        options.append(("grpc.max_connection_age_ms", int(max_connection_age * 1000)))
+    if max_connection_age_grace is not None:
+        options.append(("grpc.max_connection_age_grace_ms", int(max_connection_age_grace * 1000)))
+    server = grpc.aio.server(options=options)
     stats = pipeline.stats
     guard = guard or Guard()
     server.add_generic_rpc_handlers(
