@@ -3,6 +3,7 @@ gateway said during and after it (pure: no locust, no network)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,12 +58,17 @@ def judge(
     moved = frozenset(moved)
     problems: list[str] = []
     lines: list[str] = []
-    answered = [p for p in polls if p.snapshot is not None]
+    answered = [(p, p.snapshot) for p in polls if p.snapshot is not None]
     silent = [p.at for p in polls if p.snapshot is None]
-    before = _union(p.snapshot.flagged for p in answered if p.phase != "drift")  # type: ignore[union-attr]
-    during = _union(p.snapshot.flagged for p in answered if p.phase == "drift")  # type: ignore[union-attr]
-    predictions = _union(p.snapshot.predictions_flagged for p in answered)  # type: ignore[union-attr]
+    before = _union(s.flagged for p, s in answered if p.phase != "drift")
+    during = _union(s.flagged for p, s in answered if p.phase == "drift")
+    predictions = _union(s.predictions_flagged for _, s in answered)
     counted = final.counted if final is not None else None
+    restarts = _restarts(answered)
+    performance_seen = next(
+        (s.performance for _, s in reversed(answered) if s.performance),
+        {},
+    )
 
     lines.append(
         f"rows       sent {sent.rows:,} in {sent.requests:,} answered requests; "
@@ -107,10 +113,11 @@ def judge(
     truth = f"truth      posted {sent.ground_truth_posted:,} ({sent.ground_truth_failed:,} failed)"
     if final is not None:
         unmatched = _tally(final.ground_truth_unmatched, "none")
-        performance = ", ".join(f"{k} {v:.3g}" for k, v in sorted(final.performance.items()))
+        shown = final.performance or performance_seen
+        performance = ", ".join(f"{k} {v:.3g}" for k, v in sorted(shown.items()))
         truth += f"; matched {final.ground_truth_matched:,}, unmatched {unmatched}"
         truth += f"; performance {performance or 'none'}"
-        if sent.ground_truth_posted and not final.performance:
+        if sent.ground_truth_posted and not shown:
             problems.append("no performance metrics although ground truth was posted")
     lines.append(truth)
     if sent.ground_truth_failed:
@@ -122,6 +129,11 @@ def judge(
     )
     if silent:
         problems.append(f"the gateway did not answer {len(silent)} of {len(polls)} reads")
+    for at, was, now in restarts:
+        lines.append(
+            f"gateway    restarted before {at:.0f} s: its count went from {was:,} to {now:,}"
+        )
+        problems.append(f"the gateway restarted during the run (counts reset at {at:.0f} s)")
     lines.append(f"locust     {sent.locust_failures:,} failures")
 
     facts = {
@@ -135,6 +147,8 @@ def judge(
         "exporter_failures": None if final is None else final.exporter_failures,
         "ground_truth_matched": None if final is None else final.ground_truth_matched,
         "performance": None if final is None else final.performance,
+        "performance_seen": performance_seen,
+        "restarts": restarts,
         "polls": len(polls),
         "silent_polls": silent,
         "timeline": [
@@ -143,6 +157,15 @@ def judge(
         ],
     }
     return Verdict(model, not problems, problems, lines, facts)
+
+
+def _restarts(answered: Sequence[tuple[Poll, Snapshot]]) -> list[tuple[float, int, int]]:
+    """Reads whose row count went down: the gateway's counters started again from zero."""
+    return [
+        (poll.at, before.counted, after.counted)
+        for (_, before), (poll, after) in itertools.pairwise(answered)
+        if after.counted < before.counted
+    ]
 
 
 def _union(sets: Iterable[frozenset[str]]) -> frozenset[str]:

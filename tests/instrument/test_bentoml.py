@@ -260,8 +260,20 @@ def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) 
     assert "Transient error" in output or "Failed to export" in output  # said in the log only
 
 
-def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Popen[str]:
-    """`bentoml serve` of the example, as its README runs it."""
+def _serve(
+    venv: Path, tmp_path: Path, port: int, gateway: str, log: Path | None = None
+) -> subprocess.Popen[str]:
+    """`bentoml serve` of the example, as its README runs it; its output kept for `_stop`, or
+    written to `log` (under load: an unread pipe fills up and stalls the server)."""
+    if log is not None:
+        with log.open("w") as output:  # the child keeps its own descriptor
+            return _bentoml_serve(venv, tmp_path, port, gateway, output)
+    return _bentoml_serve(venv, tmp_path, port, gateway, subprocess.PIPE)
+
+
+def _bentoml_serve(
+    venv: Path, tmp_path: Path, port: int, gateway: str, stdout: Any
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             *(str(venv / "bin" / "bentoml"), "serve", "service:IrisClassifier"),
@@ -276,7 +288,7 @@ def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Po
             "BENTOML_DO_NOT_TRACK": "true",
             "OTELML_GATEWAY": gateway,
         },
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: the workers go with it if it hangs
