@@ -19,7 +19,7 @@ from typing import Any
 
 import gevent
 import requests
-from locust import HttpUser, LoadTestShape, between, events, task
+from locust import HttpUser, LoadTestShape, events, task
 from locust.env import Environment
 from locust.util.timespan import parse_timespan
 
@@ -89,6 +89,12 @@ def _options(parser: Any) -> None:
         env_var="OTELML_BATCH_SIZE",
         default="2-8",
         help="rows per batch call: N or MIN-MAX",
+    )
+    add(
+        "--otelml-wait",
+        env_var="OTELML_WAIT",
+        default="0.05-0.2",
+        help="seconds each user waits between calls: N or MIN-MAX (0: as fast as answered)",
     )
     add(
         "--otelml-truth-share",
@@ -186,6 +192,8 @@ class LoadTest:
         self.random = random.Random(options.otelml_seed)
         low, _, high = str(options.otelml_batch_size).partition("-")
         self.batch_sizes = (int(low), int(high or low))
+        low, _, high = str(options.otelml_wait).partition("-")
+        self.wait = (float(low), float(high or low))
         self.sent = Sent()
         self.truth: deque[tuple[float, str, float]] = deque()  # (due, prediction id, value)
         self.polls: list[Poll] = []
@@ -286,7 +294,6 @@ class ModelUser(HttpUser):
     its own trace id (W3C traceparent), so ground truth can name the prediction later."""
 
     abstract = True
-    wait_time = between(0.05, 0.2)
     single_path = "/predict"
     batch_path = "/predict_batch"
 
@@ -295,6 +302,10 @@ class ModelUser(HttpUser):
 
     def batch_body(self, rows: list[dict[str, float | int]]) -> Any:
         return {"patients": rows}
+
+    def wait_time(self) -> float:
+        low, high = current().wait
+        return current().random.uniform(low, high)
 
     @task
     def predict(self) -> None:

@@ -151,8 +151,14 @@ def judge(
         "restarts": restarts,
         "polls": len(polls),
         "silent_polls": silent,
+        #: [seconds, phase, flagged features, performance] per read (None: no answer)
         "timeline": [
-            [round(p.at, 2), p.phase, None if p.snapshot is None else sorted(p.snapshot.flagged)]
+            [round(p.at, 2), p.phase]
+            + (
+                [None, None]
+                if p.snapshot is None
+                else [sorted(p.snapshot.flagged), p.snapshot.performance]
+            )
             for p in polls
         ],
     }

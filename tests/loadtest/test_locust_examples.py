@@ -109,9 +109,9 @@ def test_locust_run_monitoring_keeps_up(
     # Flagged during the drift phase for the moved features, never before it, never others.
     assert verdict["flagged_before"] == []
     assert verdict["flagged_during"] == sorted(MOVED)
-    flagged_at = [at for at, _, flagged in verdict["timeline"] if flagged]
+    flagged_at = [at for at, _, flagged, _ in verdict["timeline"] if flagged]
     assert flagged_at and min(flagged_at) >= DRIFT_AT
-    timeline = [(phase, set(flagged)) for _, phase, flagged in verdict["timeline"]]
+    timeline = [(phase, set(flagged)) for _, phase, flagged, _ in verdict["timeline"]]
     assert {phase for phase, _ in timeline} == {"warm-up", "normal", "drift"}
     assert all(flagged <= MOVED for _, flagged in timeline)
     events = {
@@ -141,6 +141,13 @@ def test_locust_run_monitoring_keeps_up(
         if name == "otelml_performance"
     }
     assert {"mae", "rmse"} <= set(metrics) and 0 < metrics["mae"] <= metrics["rmse"]
+    # The truth posted in the drift phase is the unshifted patients': the error grows.
+    mae = {
+        phase: performance["progression mae"]
+        for _, phase, _, performance in verdict["timeline"]
+        if performance and "progression mae" in performance
+    }
+    assert mae["normal"] < mae["drift"], verdict["timeline"]
 
 
 @pytest.mark.parametrize("example", SERVICES)
