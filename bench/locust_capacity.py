@@ -67,14 +67,25 @@ class Setup:
             "OTELML_ADMIN_PORT": str(self.ports["admin"]),
             "OTELML_QUEUE": str(directory / "queue"),
         }
-        self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "otelml.cli", "gateway", "-c", str(directory / "gateway.yaml")],
-            env=env,
+        self.env, self.cores = env, cores
+        self.gateway = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        config = str(self.directory / "gateway.yaml")
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "otelml.cli", "gateway", "-c", config],
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        os.sched_setaffinity(self.gateway.pid, cores)
-        _wait(f"http://127.0.0.1:{self.ports['admin']}/readyz", self.gateway, "the gateway")
+        os.sched_setaffinity(gateway.pid, self.cores)
+        _wait(f"http://127.0.0.1:{self.ports['admin']}/readyz", gateway, "the gateway")
+        return gateway
+
+    def restart(self) -> None:
+        """A fresh gateway on the same ports: its counts are the next run's rows alone."""
+        self.stop()
+        self.gateway = self._start()
 
     def stop(self) -> None:
         self.gateway.terminate()
