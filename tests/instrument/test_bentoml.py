@@ -116,6 +116,7 @@ def _rows(rng: np.random.Generator, count: int) -> list[dict[str, float | int]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("environment", list(ENVIRONMENTS))
 def test_bentoml_service_features_predictions_and_monitor_records(
     tmp_path: Path, environment: str

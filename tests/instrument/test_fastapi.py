@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import pytest
 
 from otelml import profile
 from tests.conftest import forwarding_config, running_gateway
@@ -48,6 +49,7 @@ def _traceparent() -> tuple[str, str]:
     return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
+@pytest.mark.slow
 def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) -> None:
     reference = _reference(tmp_path)
     sink = GrpcSink()
