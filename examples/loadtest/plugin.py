@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import secrets
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -190,14 +191,14 @@ class LoadTest:
         csv = Path(options.otelml_training_csv or locustfile_dir / "training.csv")
         self.traffic = Traffic(csv, options.otelml_seed)
         self.random = random.Random(options.otelml_seed)
-        low, _, high = str(options.otelml_batch_size).partition("-")
-        self.batch_sizes = (int(low), int(high or low))
-        low, _, high = str(options.otelml_wait).partition("-")
-        self.wait = (float(low), float(high or low))
+        low, high = _range(options.otelml_batch_size, "--otelml-batch-size")
+        self.batch_sizes = (int(low), int(high))
+        self.wait = _range(options.otelml_wait, "--otelml-wait")
         self.sent = Sent()
         self.truth: deque[tuple[float, str, float]] = deque()  # (due, prediction id, value)
         self.polls: list[Poll] = []
-        self.http = requests.Session()
+        self.http = requests.Session()  # the reads of /metrics
+        self.truth_http = requests.Session()
         self.started = time.monotonic()
         self.greenlets = [gevent.spawn(self._poll_loop), gevent.spawn(self._truth_loop)]
 
@@ -247,7 +248,8 @@ class LoadTest:
         if not due:
             return
         try:
-            response = self.http.post(self.options.otelml_ground_truth_url, json=due, timeout=10)
+            url = self.options.otelml_ground_truth_url
+            response = self.truth_http.post(url, json=due, timeout=10)
             ok = response.status_code == 200
         except requests.RequestException:
             ok = False
@@ -328,6 +330,20 @@ def register(locustfile: str) -> None:
     """Hook the run's bookkeeping into locust; a locustfile calls it with its `__file__`."""
     directory = Path(locustfile).resolve().parent
 
+    @events.init.add_listener
+    def _check(environment: Environment, **_: Any) -> None:
+        """Bad options or a missing training.csv stop locust before any user starts."""
+        options = environment.parsed_options
+        if options is None:
+            return
+        try:
+            Plan.of(options)
+            _range(options.otelml_batch_size, "--otelml-batch-size")
+            _range(options.otelml_wait, "--otelml-wait")
+            Traffic(Path(options.otelml_training_csv or directory / "training.csv"))
+        except (OSError, ValueError) as error:
+            sys.exit(f"otelml load test: {error}")
+
     @events.test_start.add_listener
     def _start(environment: Environment, **_: Any) -> None:
         global _run
@@ -352,3 +368,15 @@ def register(locustfile: str) -> None:
 
 def _seconds(value: str, default: float) -> float:
     return float(parse_timespan(value)) if value else default
+
+
+def _range(value: object, option: str) -> tuple[float, float]:
+    """`N` or `MIN-MAX` → (low, high)."""
+    low, _, high = str(value).partition("-")
+    try:
+        bounds = (float(low), float(high or low))
+    except ValueError:
+        raise ValueError(f"{option}: expected N or MIN-MAX, got {value!r}") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"{option}: expected 0 <= MIN <= MAX, got {value!r}")
+    return bounds
