@@ -84,10 +84,17 @@ def judge(
         uneven = {f: n for f, n in final.rows.items() if n != sent.rows}
         if uneven or not final.rows:
             lost = sent.rows - (counted or 0)
-            problems.append(
-                f"the gateway counted {counted:,} rows of the {sent.rows:,} sent"
-                + (f" ({lost:,} lost)" if lost > 0 else f" ({-lost:,} more than sent)")
-            )
+            if lost > 0:
+                problems.append(
+                    f"the gateway counted {counted:,} rows of the {sent.rows:,} sent "
+                    f"({lost:,} lost)"
+                )
+            else:
+                most = max(uneven.values())
+                problems.append(
+                    f"the gateway counted {most:,} rows of the {sent.rows:,} sent "
+                    f"({most - sent.rows:,} more than sent)"
+                )
         lines.append(f"refused    {_tally(final.refused)}")
         lines.append(f"exporters  {_tally(final.exporter_failures, 'no failures')}")
         if final.exporter_failures:
