@@ -1,4 +1,5 @@
-"""`python -m bench` (or `make bench`): every speed figure of the README, measured in one run.
+"""`python -m bench` (or `make bench`): every speed figure of the README, measured in one run;
+`python -m bench locust` only the locust capacity of the FastAPI example, with and without otelml.
 
 Throughput figures are medians over repeated runs, and each ratio is taken within a run
 (same payload, same minute of machine noise) before its median is reported.
@@ -7,8 +8,18 @@ Throughput figures are medians over repeated runs, and each ratio is taken withi
 from __future__ import annotations
 
 import statistics
+import sys
 
-from bench import app_overhead, drift, forwarding, proxy, render, throughput, workers
+from bench import (
+    app_overhead,
+    drift,
+    forwarding,
+    locust_capacity,
+    proxy,
+    render,
+    throughput,
+    workers,
+)
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -107,6 +118,18 @@ def main() -> None:
         print("  " + app_overhead.report(model, app_overhead.run(model)))
     print("  targets: (c)/(b) ≥ 0.95, (c)/(a) ≥ 0.85")
 
+    print()
+    print(locust_capacity.report(locust_capacity.run()))
+
+
+#: Sub-benches that run on their own: `python -m bench NAME`.
+ALONE = {"locust": lambda: print(locust_capacity.report(locust_capacity.run()))}
+
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        if sys.argv[1] not in ALONE:
+            sys.exit(f"usage: python -m bench [{' | '.join(ALONE)}]")
+        ALONE[sys.argv[1]]()
+    else:
+        main()

@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# The BentoML iris example (examples/bentoml_service) for the Compose stack. Build from the
-# repository root. Two targets: `reference` writes the training data's reference profile,
-# `service` serves the model with BentoML, traced to the gateway.
+# The BentoML diabetes example (examples/bentoml_service) for the Compose stack. Build from the
+# repository root. Three targets: `reference` writes the training data and its reference
+# profile, `service` serves the model with BentoML, traced to the gateway, `locust` runs the
+# example's load test (examples/loadtest, mounted).
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS reference
@@ -26,4 +27,8 @@ RUN useradd --system --uid 10001 bento && mkdir -p /home/bento && chown 10001 /h
 USER 10001
 ENV HOME=/home/bento BENTOML_HOME=/home/bento/bentoml BENTOML_CONFIG=/srv/bentoml_configuration.yaml
 EXPOSE 3000
-CMD ["bentoml", "serve", "service:IrisClassifier", "--host", "0.0.0.0", "--port", "3000"]
+CMD ["bentoml", "serve", "service:DiabetesRegressor", "--host", "0.0.0.0", "--port", "3000"]
+
+FROM locustio/locust:2.47.0 AS locust
+# The load test's verdict reads the gateway's /metrics with prometheus_client's parser.
+RUN pip install --no-cache-dir --disable-pip-version-check "prometheus-client>=0.20"

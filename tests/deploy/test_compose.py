@@ -118,8 +118,13 @@ def test_every_mounted_file_and_build_input_exists() -> None:
     mounts = {v.split(":")[1] for v in services["grafana"]["volumes"]}
     assert provider["providers"][0]["options"]["path"] in mounts
     locust = services["locust"]
-    assert "/mnt/locust/locustfile.py" in locust["command"]
-    assert "../../examples/bentoml_service:/mnt/locust:ro" in locust["volumes"]
+    assert "/mnt/examples/bentoml_service/locustfile.py" in locust["command"]
+    assert (ROOT / "examples/bentoml_service/locustfile.py").is_file()
+    assert "../../examples:/mnt/examples:ro" in locust["volumes"]
+    # The load test reads the training rows the `reference` service wrote, and the gateway.
+    assert "references:/references:ro" in locust["volumes"]
+    assert locust["environment"]["OTELML_TRAINING_CSV"] == "/references/training.csv"
+    assert services["reference"]["command"][-1] == "/references"
 
 
 def test_grafana_gets_every_variable_the_datasources_read() -> None:
@@ -158,6 +163,8 @@ def test_every_url_names_a_service_and_a_port_it_listens_on(tmp_path: Path) -> N
         *services["grafana"]["environment"].values(),
         *(w["url"] for w in tempo["metrics_generator"]["storage"]["remote_write"]),
         services["model"]["environment"]["OTELML_GATEWAY"],
+        services["locust"]["environment"]["OTELML_METRICS_URL"],
+        services["locust"]["environment"]["OTELML_GROUND_TRUTH_URL"],
         *(f"http://{t}" for t in prometheus["scrape_configs"][0]["static_configs"][0]["targets"]),
     ]
     checked = 0
@@ -168,7 +175,7 @@ def test_every_url_names_a_service_and_a_port_it_listens_on(tmp_path: Path) -> N
         assert parts.hostname in services, url
         assert parts.port in listening[parts.hostname], url
         checked += 1
-    assert checked == 9
+    assert checked == 11
     for name, ports in listening.items():
         assert _ports(services[name]) <= ports | {3000}, name
     rules = "../prometheus/otelml-rules.yaml:/etc/prometheus/rules/otelml-rules.yaml:ro"
@@ -178,14 +185,12 @@ def test_every_url_names_a_service_and_a_port_it_listens_on(tmp_path: Path) -> N
 
 
 def test_the_gateway_config_passes_the_gateways_check(tmp_path: Path) -> None:
-    sys.path.insert(0, str(ROOT / "examples" / "bentoml_service"))
-    try:
-        from reference import iris_profile  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    from otelml import profile
-
-    profile.save(iris_profile(), tmp_path / "iris.json")
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples/bentoml_service/train.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    assert (tmp_path / "reference.json").is_file()
     text = (COMPOSE_DIR / "gateway.yaml").read_text()
     text = text.replace("/etc/otelml/references/", f"{tmp_path}/").replace(
         "/var/lib/otelml/queue", str(tmp_path / "queue")

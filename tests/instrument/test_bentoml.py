@@ -1,6 +1,6 @@
 """The BentoML example, served by `bentoml serve` in its own environment and driven over HTTP.
 
-The gateway's distributions are exactly the features sent and the species returned, through a
+The gateway's distributions are exactly the features sent and the progression returned, through a
 plain API and a batchable one (concurrent requests BentoML merges into one model call), each
 request's rows on that request's own span; the last spans survive the shutdown; and the
 `bentoml.monitor` OTLP log records reach the gateway and are forwarded as they are. Run against
@@ -31,7 +31,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from pydantic import BaseModel
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes
 
 from otelml import profile, semconv
 from otelml.instrument import bentoml as otelml_bentoml
@@ -44,7 +44,7 @@ from tests.sinks import GrpcSink
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "bentoml_service"
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 #: environment → the install matrix's row (tests/install/matrix.py) it is
 ENVIRONMENTS = {
     "sdk-current": ROWS["bentoml"].venv,
@@ -77,15 +77,14 @@ def bento_environment(name: str) -> Path:
 
 
 def _reference(tmp_path: Path) -> Path:
-    """The example's own reference profile (its reference.py, as its README runs it)."""
-    path = tmp_path / "iris.json"
+    """The example's own reference profile (its train.py, as its README runs it)."""
     subprocess.run(
-        [sys.executable, str(EXAMPLE / "reference.py"), str(path)],
+        [sys.executable, str(EXAMPLE / "train.py"), str(tmp_path)],
         check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
         timeout=120,
     )
-    return path
+    return tmp_path / "reference.json"
 
 
 def _traceparent() -> tuple[str, dict[str, str]]:
@@ -93,10 +92,15 @@ def _traceparent() -> tuple[str, dict[str, str]]:
     return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
 
 
-def _rows(rng: np.random.Generator, count: int) -> list[list[float | None]]:
-    iris = load_iris()
-    picked = iris.data[rng.integers(0, len(iris.data), count)]
-    return (picked + rng.normal(0, 0.2, picked.shape)).round(2).tolist()  # type: ignore[no-any-return]
+def _rows(rng: np.random.Generator, count: int) -> list[dict[str, float | int]]:
+    """Patients near the training data's: numeric features jittered, sex as it was."""
+    data = load_diabetes(scaled=False).data
+    picked = data[rng.integers(0, len(data), count)]
+    jittered = picked * rng.normal(1, 0.02, picked.shape)
+    return [
+        {f: int(p[i]) if f == "sex" else round(float(j[i]), 2) for i, f in enumerate(FEATURES)}
+        for p, j in zip(picked, jittered, strict=True)
+    ]
 
 
 @pytest.mark.slow
@@ -110,16 +114,12 @@ def test_bentoml_service_features_predictions_and_monitor_records(
     config = forwarding_config(
         sink.endpoint,
         tmp_path / "queue",
-        models=[{"name": "iris", "version": "1", "reference": str(reference)}],
+        models=[{"name": "diabetes", "version": "1", "reference": str(reference)}],
     )
     rng = np.random.default_rng(7)
     single = _rows(rng, 30)
-    for i in range(0, 30, 10):
-        single[i][3] = None  # petal_width missing: the field is left out of the request
     batches = [_rows(rng, int(n)) for n in rng.integers(1, 6, 48)]
-    for i in range(0, 48, 16):
-        batches[i][0][3] = None  # a null in the array: NaN for the model, missing for otelml
-    sent: dict[str, tuple[list[list[float | None]], list[str]]] = {}  # trace → rows, species
+    sent: dict[str, tuple[list[dict[str, float | int]], list[float]]] = {}  # trace → rows, outputs
     try:
         with running_gateway(config) as gw:
             port = free_port()
@@ -129,73 +129,81 @@ def test_bentoml_service_features_predictions_and_monitor_records(
                 wait_for(lambda: _ready(base), timeout=180)
                 with httpx.Client(base_url=base, timeout=30) as client:
                     for row in single:
-                        body = {n: v for n, v in zip(FEATURES, row, strict=True) if v is not None}
                         trace_id, headers = _traceparent()
-                        response = client.post("/classify", json=body, headers=headers)
+                        response = client.post("/predict", json=row, headers=headers)
                         assert response.status_code == 200, response.text
-                        sent[trace_id] = ([row], [response.text])
+                        sent[trace_id] = ([row], [response.json()])
                     # Invalid input is BentoML's 400 before the API runs: nothing recorded.
-                    invalid = client.post("/classify", json={"sepal_length": "x"})
+                    invalid = client.post("/predict", json={**single[0], "age": "x"})
                     assert invalid.status_code == 400
 
-                def classify_batch(rows: list[list[float | None]]) -> None:
+                def predict_batch(rows: list[dict[str, float | int]]) -> None:
                     trace_id, headers = _traceparent()
                     response = httpx.post(
-                        f"{base}/classify_batch", json={"rows": rows}, headers=headers, timeout=30
+                        f"{base}/predict_batch",
+                        json={"patients": rows},
+                        headers=headers,
+                        timeout=30,
                     )
                     assert response.status_code == 200, response.text
                     sent[trace_id] = (rows, response.json())
 
                 with concurrent.futures.ThreadPoolExecutor(12) as pool:
-                    list(pool.map(classify_batch, batches))
+                    list(pool.map(predict_batch, batches))
                 merged = _merged_model_calls(base)
             finally:
                 output = _stop(server)
             assert server.returncode == 0, output
             assert "Completed cleanup hook: _otelml_flush_on_shutdown" in output
             rows = [r for rs, _ in sent.values() for r in rs]
-            wait_for(lambda: _count(gw, "sepal_length") == len(rows))
+            wait_for(lambda: _count(gw, "bmi") == len(rows))
             samples = gw.samples()
     finally:
         sink.stop()
 
     def series(name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
-        want = {("model", "iris"), ("model_version", "1"), *labels.items()}
+        want = {("model", "diabetes"), ("model_version", "1"), *labels.items()}
         return {lbl: s.value for (n, lbl), s in samples.items() if n == name and want <= lbl}
 
-    features = profile.load(reference).features
-    for index, feature in enumerate(FEATURES):
-        numeric = features[feature]
-        assert isinstance(numeric, profile.NumericProfile)
-        buckets = sorted(
-            (float(dict(k)["le"]), v)
-            for k, v in series("otelml_feature_value_bucket", feature=feature).items()
-        )
-        values: list[float] = [np.nan if r[index] is None else r[index] for r in rows]  # type: ignore[misc]
-        assert [v for _, v in buckets] == cumulative(list(numeric.edges), values), feature
-    (missing,) = series("otelml_feature_missing_total", feature="petal_width").values()
-    assert missing == 3 + 3
-    predicted = {
-        dict(k)["class"]: v
-        for k, v in series("otelml_prediction_class_total", output="species").items()
-        if v
-    }
-    species = Counter(label for _, labels in sent.values() for label in labels)
-    assert predicted == {k: float(v) for k, v in species.items()}
+    def buckets(name: str, **labels: str) -> list[float]:
+        return [
+            v
+            for _, v in sorted((float(dict(k)["le"]), v) for k, v in series(name, **labels).items())
+        ]
 
-    # Each request's rows and species are on its own span, batched or not.
+    loaded = profile.load(reference)
+    for feature in FEATURES:
+        if feature == "sex":
+            continue
+        numeric = loaded.features[feature]
+        assert isinstance(numeric, profile.NumericProfile)
+        values = [float(r[feature]) for r in rows]
+        got = buckets("otelml_feature_value_bucket", feature=feature)
+        assert got == cumulative(list(numeric.edges), values), feature
+    categories = {
+        dict(k)["category"]: v
+        for k, v in series("otelml_feature_category_total", feature="sex").items()
+    }
+    sexes = Counter(str(r["sex"]) for r in rows)
+    assert categories == {"1": sexes["1"], "2": sexes["2"]}  # no `__other__` while none fell there
+    outputs = [v for _, values in sent.values() for v in values]
+    prediction = loaded.predictions["progression"]
+    assert isinstance(prediction, profile.NumericProfile)
+    got = buckets("otelml_prediction_value_bucket", output="progression")
+    assert got == cumulative(list(prediction.edges), outputs)
+
+    # Each request's rows and outputs are on its own span, batched or not.
     spans = _ml_spans(sink)
     assert set(sent) <= set(spans)
-    for trace_id, (sent_rows, sent_species) in sent.items():
+    for trace_id, (sent_rows, sent_outputs) in sent.items():
         attributes = spans[trace_id]
-        got = attributes[semconv.FEATURE_PREFIX + "sepal_length"]
-        want = [r[0] for r in sent_rows]
-        assert (got if isinstance(got, list) else [got]) == want
-        got = attributes[semconv.PREDICTION_PREFIX + "species"]
-        assert (got if isinstance(got, list) else [got]) == sent_species
+        got = attributes[semconv.FEATURE_PREFIX + "bmi"]
+        assert (got if isinstance(got, list) else [got]) == [r["bmi"] for r in sent_rows]
+        got = attributes[semconv.PREDICTION_PREFIX + "progression"]
+        assert (got if isinstance(got, list) else [got]) == sent_outputs
     assert merged >= 1, merged  # at least one model call served several requests
 
-    # bentoml.monitor: one OTLP log record per /classify call, accepted and forwarded as is;
+    # bentoml.monitor: one OTLP log record per /predict call, accepted and forwarded as is;
     # its body's decimal trace id is the record's own (hex) trace id.
     accepted = sum(
         sample.value
@@ -207,22 +215,21 @@ def test_bentoml_service_features_predictions_and_monitor_records(
     assert len(monitored) == len(single)
     for record_trace_id, logged in monitored:
         assert format(int(logged["trace_id"]), "032x") == record_trace_id
-        request_rows, request_species = sent[record_trace_id]
-        assert logged["sepal_length"] == request_rows[0][0]
-        assert logged["species"] == request_species[0]
-        assert logged["bento_meta"]["schema"]["species"]["role"] == "prediction"
+        request_rows, request_outputs = sent[record_trace_id]
+        assert logged["bmi"] == request_rows[0]["bmi"]
+        assert logged["progression"] == request_outputs[0]
+        assert logged["bento_meta"]["schema"]["progression"]["role"] == "prediction"
     # ... and read by the gateway as the model named after the monitor.
-    monitor = {("model", "iris_monitor"), ("model_version", "")}
+    monitor = {("model", "diabetes_monitor"), ("model_version", "")}
 
     def monitor_series(name: str, **labels: str) -> float:
         want = monitor | set(labels.items())
-        (value,) = [s.value for (n, lbl), s in samples.items() if n == name and want <= lbl]
-        return float(value)
+        return float(sum(s.value for (n, lbl), s in samples.items() if n == name and want <= lbl))
 
-    assert monitor_series("otelml_feature_value_bucket", feature="sepal_length", le="+Inf") == len(
-        single
-    )
-    assert monitor_series("otelml_feature_missing_total", feature="petal_width") == 3
+    bmi_count = monitor_series("otelml_feature_value_bucket", feature="bmi", le="+Inf")
+    assert bmi_count == len(single)
+    sex_count = monitor_series("otelml_feature_value_bucket", feature="sex", le="+Inf")
+    assert sex_count == len(single)  # a number in the record: no reference says categorical
     assert samples[
         ("otelml_bentoml_monitor_records_total", frozenset({("outcome", "read")}))
     ].value == len(single)
@@ -238,9 +245,8 @@ def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) 
         wait_for(lambda: _ready(base), timeout=180)
         with httpx.Client(base_url=base, timeout=30) as client:
             for row in _rows(np.random.default_rng(1), 20):
-                body = dict(zip(FEATURES, row, strict=True))
-                assert client.post("/classify", json=body).status_code == 200
-                assert client.post("/classify_batch", json={"rows": [row]}).status_code == 200
+                assert client.post("/predict", json=row).status_code == 200
+                assert client.post("/predict_batch", json={"patients": [row]}).status_code == 200
     finally:
         started = time.monotonic()
         output = _stop(server)
@@ -249,11 +255,23 @@ def test_an_unreachable_gateway_costs_telemetry_never_a_request(tmp_path: Path) 
     assert "Transient error" in output or "Failed to export" in output  # said in the log only
 
 
-def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Popen[str]:
-    """`bentoml serve` of the example, as its README runs it."""
+def _serve(
+    venv: Path, tmp_path: Path, port: int, gateway: str, log: Path | None = None
+) -> subprocess.Popen[str]:
+    """`bentoml serve` of the example, as its README runs it; its output kept for `_stop`, or
+    written to `log` (under load: an unread pipe fills up and stalls the server)."""
+    if log is not None:
+        with log.open("w") as output:  # the child keeps its own descriptor
+            return _bentoml_serve(venv, tmp_path, port, gateway, output)
+    return _bentoml_serve(venv, tmp_path, port, gateway, subprocess.PIPE)
+
+
+def _bentoml_serve(
+    venv: Path, tmp_path: Path, port: int, gateway: str, stdout: Any
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
-            *(str(venv / "bin" / "bentoml"), "serve", "service:IrisClassifier"),
+            *(str(venv / "bin" / "bentoml"), "serve", "service:DiabetesRegressor"),
             *("--host", "127.0.0.1", "--port", str(port)),
         ],
         cwd=EXAMPLE,
@@ -265,7 +283,7 @@ def _serve(venv: Path, tmp_path: Path, port: int, gateway: str) -> subprocess.Po
             "BENTOML_DO_NOT_TRACK": "true",
             "OTELML_GATEWAY": gateway,
         },
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: the workers go with it if it hangs
@@ -292,7 +310,7 @@ def _ready(base: str) -> bool:
 
 
 def _count(gw: Any, feature: str) -> float:
-    want = {("model", "iris"), ("feature", feature), ("le", "+Inf")}
+    want = {("model", "diabetes"), ("feature", feature), ("le", "+Inf")}
     return float(
         sum(
             sample.value

@@ -1,4 +1,4 @@
-"""A real FastAPI app with a real scikit-learn model, instrumented in one call, served by
+"""A real FastAPI app with a real scikit-learn model, instrumented in two lines, served by
 uvicorn and driven over HTTP: the gateway's distributions are exactly what was sent, and the
 forwarded logs share trace ids with the forwarded spans."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
-from sklearn.datasets import load_iris
+import pytest
 
 from otelml import profile
 from tests.conftest import forwarding_config, running_gateway
@@ -23,7 +23,8 @@ from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.sinks import GrpcSink
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+EXAMPLE = ROOT / "examples" / "fastapi_service"
+FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
 
 def _free_port() -> int:
@@ -33,13 +34,14 @@ def _free_port() -> int:
 
 
 def _reference(tmp_path: Path) -> Path:
-    iris = load_iris(as_frame=True)
-    frame = iris.frame.rename(columns=dict(zip(iris.feature_names, FEATURES, strict=True)))
-    frame["species"] = np.asarray(iris.target_names)[frame.pop("target")]
-    frame["channel"] = "web"
-    path = tmp_path / "iris.json"
-    profile.save(profile.build(frame, model="iris", version="1", predictions=["species"]), path)
-    return path
+    """The example's own reference profile (its train.py, as its README runs it)."""
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "train.py"), str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return tmp_path / "reference.json"
 
 
 def _traceparent() -> tuple[str, str]:
@@ -47,23 +49,20 @@ def _traceparent() -> tuple[str, str]:
     return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
+@pytest.mark.slow
 def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) -> None:
     reference = _reference(tmp_path)
     sink = GrpcSink()
     config = forwarding_config(
         sink.endpoint,
         tmp_path / "queue",
-        models=[{"name": "iris", "version": "1", "reference": str(reference)}],
+        models=[{"name": "diabetes", "version": "1", "reference": str(reference)}],
     )
+    training = pd.read_csv(tmp_path / "training.csv")
     rng = np.random.default_rng(3)
-    sent = pd.DataFrame(
-        {
-            "sepal_length": rng.normal(5.8, 0.8, 60),
-            "sepal_width": rng.normal(3.0, 0.4, 60),
-            "petal_length": rng.normal(3.7, 1.7, 60),
-            "petal_width": rng.normal(1.2, 0.7, 60),
-        }
-    )
+    sent = training.sample(60, random_state=3, replace=True)[FEATURES].reset_index(drop=True)
+    sent["bmi"] = (sent["bmi"] + rng.normal(0, 1, 60)).round(2)
+    outputs: list[float] = []
     try:
         with running_gateway(config) as gw:
             port = _free_port()
@@ -85,40 +84,32 @@ def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) ->
             try:
                 wait_for(lambda: _up(base), timeout=60)
                 traces: list[str] = []
-                species: list[str] = []
+                rows = [
+                    {k: int(v) if k == "sex" else float(v) for k, v in r.items()}
+                    for r in sent.to_dict("records")
+                ]
                 with httpx.Client(base_url=base, timeout=10) as client:
-                    for i, row in enumerate(sent.to_dict("records")):
-                        if i % 10 == 0:
-                            row["petal_width"] = None  # missing
-                            sent.loc[i, "petal_width"] = np.nan
+                    for row in rows:
                         trace_id, header = _traceparent()
                         response = client.post(
-                            "/predict",
-                            json={**row, "request_tag": f"r{i}"},
-                            headers={"traceparent": header},
+                            "/predict", json=row, headers={"traceparent": header}
                         )
                         assert response.status_code == 200, response.text
-                        species.append(response.json()["species"])
+                        outputs.append(response.json()["progression"])
                         traces.append(trace_id)
-                    batch_rows = sent.iloc[:30].copy()
                     for start in range(0, 30, 6):
-                        rows = batch_rows.iloc[start : start + 6]
-                        instances = [
-                            {k: (None if pd.isna(v) else v) for k, v in r.items()}
-                            for r in rows.to_dict("records")
-                        ]
                         trace_id, header = _traceparent()
                         response = client.post(
                             "/predict_batch",
-                            json={"instances": instances, "channel": "app"},
+                            json={"patients": rows[start : start + 6]},
                             headers={"traceparent": header},
                         )
                         assert response.status_code == 200, response.text
-                        species += response.json()["species"]
+                        outputs += response.json()["progression"]
                         traces.append(trace_id)
                     # Invalid bodies are FastAPI's 422 before the handler: nothing recorded.
-                    assert client.post("/predict", json={"sepal_length": "x"}).status_code == 422
-                    assert client.post("/late", json=instances[0]).json()["species"] == "late"
+                    assert client.post("/predict", json={"age": "x"}).status_code == 422
+                    assert client.post("/late", json=rows[0]).json()["progression"] == -1.0
             finally:
                 app.send_signal(signal.SIGTERM)  # uvicorn stops; the SDK flushes at exit
                 _, stderr = app.communicate(timeout=30)
@@ -127,36 +118,31 @@ def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) ->
     finally:
         sink.stop()
 
-    all_rows = pd.concat([sent, sent.iloc[:30]], ignore_index=True)
-    sepal_length = profile.load(reference).features["sepal_length"]
-    assert isinstance(sepal_length, profile.NumericProfile)
-    edges = sepal_length.edges
+    all_rows = pd.concat([sent, sent.iloc[:30], sent.iloc[:1]], ignore_index=True)
+    loaded = profile.load(reference)
 
     def series(name: str, **labels: str) -> dict[frozenset[tuple[str, str]], float]:
-        want = {("model", "iris"), ("model_version", "1"), *labels.items()}
+        want = {("model", "diabetes"), ("model_version", "1"), *labels.items()}
         return {lbl: s.value for (n, lbl), s in samples.items() if n == name and want <= lbl}
 
-    buckets = sorted(
-        (float(dict(k)["le"]), v)
-        for k, v in series("otelml_feature_value_bucket", feature="sepal_length").items()
-    )
-    late_row = instances[0]["sepal_length"]
-    assert [v for _, v in buckets] == cumulative(edges, [*all_rows["sepal_length"], late_row])
-    (missing,) = series("otelml_feature_missing_total", feature="petal_width").values()
-    assert missing == 6 + 3  # rows 0, 10, …, 50 alone; rows 0, 10, 20 again in batches
-    channel = {
+    def buckets(name: str, **labels: str) -> list[float]:
+        pairs = sorted((float(dict(k)["le"]), v) for k, v in series(name, **labels).items())
+        return [v for _, v in pairs]
+
+    bmi = loaded.features["bmi"]
+    assert isinstance(bmi, profile.NumericProfile)
+    got = buckets("otelml_feature_value_bucket", feature="bmi")
+    assert got == cumulative(list(bmi.edges), list(all_rows["bmi"]))
+    sex = {
         dict(k)["category"]: v
-        for k, v in series("otelml_feature_category_total", feature="channel").items()
+        for k, v in series("otelml_feature_category_total", feature="sex").items()
     }
-    assert channel == {"web": 0, "__other__": 30}  # "app" is not among the reference categories
-    assert not series("otelml_feature_value_bucket", feature="request_tag")
-    predicted = {
-        dict(k)["class"]: v
-        for k, v in series("otelml_prediction_class_total", output="species").items()
-        if v
-    }
-    expected = {k: float(v) for k, v in pd.Series(species).value_counts().items()}
-    assert predicted == {**expected, "__other__": 1.0}  # "late" is no reference class
+    expected = all_rows["sex"].astype(str).value_counts()
+    assert sex == {"1": expected["1"], "2": expected["2"]}  # no `__other__` while none fell there
+    progression = loaded.predictions["progression"]
+    assert isinstance(progression, profile.NumericProfile)
+    got = buckets("otelml_prediction_value_bucket", output="progression")
+    assert got == cumulative(list(progression.edges), [*outputs, -1.0])  # -1: /late
 
     span_traces = {t for t, _ in sink.spans}
     log_traces = [t for t, _, body in sink.log_records if body.startswith("predicted")]
