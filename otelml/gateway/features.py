@@ -10,7 +10,7 @@ rows where a known feature is absent count as missing. Python loops only over th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,9 @@ from otelml.gateway.observations import (
     Origin,
 )
 from otelml.gateway.store import FeatureStore, ModelKey, SampleKind, SeriesKey, overflow_metric
+
+if TYPE_CHECKING:
+    from otelml.gateway.samples import RequestSamples
 
 
 def series_of_key(key: str) -> SeriesKey | None:
@@ -303,8 +306,9 @@ def _segment_layout(
 class FeaturesConnector:
     """Consumes decoded records and updates the feature store."""
 
-    def __init__(self, store: FeatureStore) -> None:
+    def __init__(self, store: FeatureStore, samples: RequestSamples | None = None) -> None:
         self.store = store
+        self.samples = samples  # a few recent rows per bucket, for the UI
 
     def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> int:
         """Update distributions from one request; returns the observations used.
@@ -332,6 +336,8 @@ class FeaturesConnector:
         )
         origin = Origin(records.trace_id, records.span_id, records.time_s)
         used = self._observe_layout(layout, groups, key_series, records, origin)
+        if self.samples is not None:
+            self.samples.offer(records, record_group, groups, key_series, self.store)
         for group, model in enumerate(groups):
             profile = self.store.model_profile(model)
             for feature in profile.segments if profile is not None else ():

@@ -80,7 +80,7 @@ class Pipeline:
     ) -> Pipeline:
         tracker = state.ground_truth
         return cls(
-            FeaturesConnector(state.store),
+            FeaturesConnector(state.store, state.samples),
             state.spanmetrics,
             state.stats,
             GroundTruthConnector(tracker, state.store) if tracker is not None else None,

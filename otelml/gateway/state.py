@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from otelml.gateway.budget import SeriesBudget
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.exporters.otlp import ExporterStats
+from otelml.gateway.history import History
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
+from otelml.gateway.samples import RequestSamples
 from otelml.gateway.selfmetrics import ReceiverStats
 from otelml.gateway.spanmetrics import SpanMetrics
 from otelml.gateway.store import FeatureStore, ModelProfile
@@ -28,6 +30,10 @@ class GatewayState:
     exporters: dict[str, ExporterStats] = field(default_factory=dict)
     #: The redaction processor, for its counters (None when redaction is off).
     redaction: Redactor | None = None
+    #: A few recent rows per bucket, for the UI (None: not kept).
+    samples: RequestSamples | None = None
+    #: Past verdicts and performance, for the UI (kept where the drift engine runs).
+    history: History | None = None
 
     @classmethod
     def create(
@@ -60,6 +66,12 @@ class GatewayState:
             self.redaction.values.update(other.redaction.values)
         for name, stats in other.exporters.items():
             self.exporters.setdefault(name, ExporterStats()).merge(stats)
+        if other.samples is not None:
+            if self.samples is None:
+                self.samples = RequestSamples(
+                    other.samples.rows_per_model, other.samples.per_bucket
+                )
+            self.samples.merge(other.samples)
         if other.ground_truth is not None:
             if self.ground_truth is None:
                 self.ground_truth = GroundTruthTracker(other.ground_truth.configs)

@@ -140,6 +140,7 @@ async def serve_workers(config: GatewayConfig) -> None:
     async def merged() -> GatewayState:
         state = await loop.run_in_executor(None, pool.snapshot)
         state.drift = parent.state.drift  # verdicts live in the parent, over merged counts
+        state.history = parent.state.history
         return state
 
     async def merged_store() -> FeatureStore:
