@@ -258,10 +258,6 @@ def _ok(value: float) -> bool:
     return math.isfinite(value)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
-
-
 def _severity(summary: schema.SeriesSummary) -> tuple[int, float, str, str]:
     """Drifting first (by how far past the threshold), then the rest, then no verdict."""
     detected = summary["detected"]
@@ -349,10 +345,17 @@ def _category_labels(distribution: CategoricalDistribution) -> list[str]:
 
 
 def _ranges(edges: tuple[float, ...] | list[float]) -> list[str]:
-    """Each bucket written out: bucket i holds edges[i-1] < x ≤ edges[i]."""
-    out = [f"x ≤ {_fmt(edges[0])}"]
-    out += [f"{_fmt(low)} < x ≤ {_fmt(high)}" for low, high in itertools.pairwise(edges)]
-    out.append(f"x > {_fmt(edges[-1])}")
+    """Each bucket written out: bucket i holds edges[i-1] < x ≤ edges[i].
+
+    Four significant digits read best; more where two edges would look the same.
+    """
+    for digits in (4, 6, 17):
+        text = [f"{e:.{digits}g}" for e in edges]
+        if len(set(text)) == len(text):
+            break
+    out = [f"x ≤ {text[0]}"]
+    out += [f"{low} < x ≤ {high}" for low, high in itertools.pairwise(text)]
+    out.append(f"x > {text[-1]}")
     return out
 
 

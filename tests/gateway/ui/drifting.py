@@ -102,3 +102,51 @@ def sample_every_request() -> None:
     """Tests sample every request (in production at most every refresh_s per model)."""
     RequestSamples.refresh_s = 0.0
     Exemplars.refresh_s = 0.0
+
+
+def send(http_url: str, rows: int, drifted: bool, first_trace: int, seed: int) -> Sent:
+    """`rows` single-row spans over OTLP/HTTP protobuf, in requests of 25."""
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    sent = Sent([])
+    with httpx.Client(timeout=10) as client:
+        for start in range(0, rows, 25):
+            payload, batch = span_batch(inputs(rng, 25, drifted), first_trace + start)
+            response = client.post(
+                f"{http_url}/v1/traces",
+                content=payload,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            response.raise_for_status()
+            sent.spans += batch.spans
+    return sent
+
+
+def stream_until_drift(http_url: str, admin_url: str, headers: dict[str, str] | None = None) -> Sent:
+    """Normal traffic for two windows, then drifted traffic until the API says age drifts."""
+    import time
+
+    import httpx
+
+    sent = Sent([])
+    for second in range(3):
+        sent.spans += send(http_url, 200, False, 1 + second * 1000, second).spans
+        time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    second = 0
+    while True:
+        sent.spans += send(http_url, 200, True, 1_000_000 + second * 1000, 100 + second).spans
+        second += 1
+        time.sleep(1.0)
+        answer = httpx.get(
+            f"{admin_url}/api/v1/model",
+            params={"name": MODEL, "version": VERSION},
+            headers=headers or {},
+            timeout=10,
+        ).json()
+        drifting = {s["name"] for s in answer["series"] if s["detected"]}
+        # Past one full window of drifted traffic, every window holds only the new mix.
+        if {"age", "contract"} <= drifting and second >= 5:
+            return sent
+        assert time.monotonic() < deadline, f"no drift after 60 s: {answer}"
