@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench prometheus bentoml-venvs clean
+.PHONY: demo test lint typecheck bench prometheus chromium bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
@@ -13,9 +13,17 @@ $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-## demo: gateway + example model traffic (with a drift phase) on this machine, no Docker
-demo: $(STAMP)
-	$(BIN)/otelml demo
+# The demo's own environment: otelml[demo] only (gateway, FastAPI, uvicorn), no test toolchain.
+DEMO_VENV := .venv-demo
+$(DEMO_VENV)/.installed: pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q --upgrade pip
+	$(DEMO_VENV)/bin/pip install -q '.[demo]'
+	touch $@
+
+## demo: gateway + a FastAPI model service + traffic (with a drift phase); serves the UI until Ctrl-C
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/otelml demo $(DEMO_ARGS)
 
 ## prometheus: Debian's prometheus package, needed by the integration tests
 prometheus:
@@ -23,6 +31,13 @@ prometheus:
 	  echo "installing Debian's prometheus package"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
+
+## chromium: Debian's chromium, which the UI tests drive through Playwright
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium could not be installed" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelml tests bench examples
@@ -48,7 +63,7 @@ bentoml-venvs:
 	PYTHON=$(PYTHON) sh $(BENTOML_EXAMPLE)/venv.sh .venv-bentoml-floor $(BENTOML_EXAMPLE)/requirements-floor.txt
 
 ## test: lint, type check and the whole test suite against real components
-test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus lint typecheck
+test: $(STAMP) $(SDK_FLOOR)/.installed bentoml-venvs prometheus chromium lint typecheck
 	OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1 $(BIN)/pytest -q
 
 BENCH_VENV := .bench-venv
@@ -64,4 +79,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(SDK_FLOOR) .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_FLOOR) $(DEMO_VENV) test-artifacts .venv-bentoml .venv-bentoml-floor .pytest_cache .mypy_cache .ruff_cache

@@ -31,7 +31,9 @@ CHROMIUM_ARGS = [
 
 
 def chromium_path() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    found = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
     if found:
         return found
     message = "Debian's chromium is missing: run `make chromium` (apt-get install chromium)"

@@ -41,9 +41,7 @@ def test_demo_reaches_drift_serves_it_and_stops_cleanly_on_ctrl_c() -> None:
     command = [sys.executable, "-m", "otelml.cli", "demo", "--duration", "12"]
     command += ["--grpc-port", str(free_port()), "--http-port", str(free_port())]
     command += ["--admin-port", str(admin)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         drifting: set[str] = set()

@@ -104,7 +104,14 @@ def sample_every_request() -> None:
     Exemplars.refresh_s = 0.0
 
 
-def send(http_url: str, rows: int, drifted: bool, first_trace: int, seed: int) -> Sent:
+def send(
+    http_url: str,
+    rows: int,
+    drifted: bool,
+    first_trace: int,
+    seed: int,
+    headers: dict[str, str] | None = None,
+) -> Sent:
     """`rows` single-row spans over OTLP/HTTP protobuf, in requests of 25."""
     import httpx
 
@@ -116,14 +123,16 @@ def send(http_url: str, rows: int, drifted: bool, first_trace: int, seed: int) -
             response = client.post(
                 f"{http_url}/v1/traces",
                 content=payload,
-                headers={"Content-Type": "application/x-protobuf"},
+                headers={"Content-Type": "application/x-protobuf", **(headers or {})},
             )
             response.raise_for_status()
             sent.spans += batch.spans
     return sent
 
 
-def stream_until_drift(http_url: str, admin_url: str, headers: dict[str, str] | None = None) -> Sent:
+def stream_until_drift(
+    http_url: str, admin_url: str, headers: dict[str, str] | None = None
+) -> Sent:
     """Normal traffic for two windows, then drifted traffic until the API says age drifts."""
     import time
 

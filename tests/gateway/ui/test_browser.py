@@ -1,0 +1,101 @@
+"""The page in a real headless Chromium, against a gateway fed a drifting stream over OTLP/HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import browser_page, screenshot
+from tests.conftest import running_gateway
+from tests.gateway.ui import drifting
+
+
+@pytest.mark.slow
+def test_the_page_shows_drift_and_the_requests_behind_a_bucket(tmp_path: Path) -> None:
+    drifting.sample_every_request()
+    with running_gateway(drifting.config(tmp_path)) as gateway:
+        sent = dict(drifting.stream_until_drift(gateway.http_url, gateway.admin_url).spans)
+        api = f"{gateway.admin_url}/api/v1"
+        with browser_page() as (page, errors):
+            page.goto(f"{gateway.admin_url}/ui/")
+            page.wait_for_selector("tr[data-series]")
+            model = httpx.get(f"{api}/model", params={"name": "churn", "version": "3"}).json()
+            shown = page.eval_on_selector_all(
+                "tr[data-series]", "rows => rows.map(r => r.dataset.series)"
+            )
+            # The moved features first, in the API's order; the one that did not move last.
+            assert shown[-1] == "feature:tenure"
+            assert set(shown[:3]) == {"feature:age", "feature:contract", "prediction:prediction"}
+            assert sorted(shown) == sorted(f"{s['role']}:{s['name']}" for s in model["series"])
+            screenshot(page, "ui-model")
+
+            page.click("tr[data-series='feature:age']")
+            page.wait_for_selector("svg.histogram g.bucket")
+            page.wait_for_selector("tr.sample")
+            detail = httpx.get(
+                f"{api}/series",
+                params={"name": "churn", "version": "3", "role": "feature", "series": "age"},
+            ).json()
+            bars = page.eval_on_selector_all(
+                "svg.histogram g.bucket",
+                "gs => gs.map(g => [Number(g.dataset.bucket), Number(g.dataset.referenceShare)])",
+            )
+            assert [b[0] for b in bars] == [b["index"] for b in detail["buckets"]]
+            assert [b[1] for b in bars] == pytest.approx(
+                [b["reference_share"] for b in detail["buckets"]]
+            )
+            labels = page.eval_on_selector_all(
+                "svg.histogram .bucket-label", "ts => ts.map(t => t.textContent)"
+            )
+            assert labels == [b["label"] for b in detail["buckets"]]
+            # The score chart draws the API's history; the last point is the current score.
+            points = page.eval_on_selector_all(
+                "svg.timeline circle.point", "cs => cs.map(c => Number(c.dataset.value))"
+            )
+            history = [p["score"] for p in detail["history"] if p["score"] is not None]
+            assert points[-3:] == pytest.approx(history[-3:], rel=1e-6)
+
+            # The drifted bucket is preselected: its requests were sent, values in the bucket.
+            moved = detail["summary"]["moved_most"]["index"]
+            page.click(f"svg.histogram g.bucket[data-bucket='{moved}'] rect.hit")
+            bucket = next(b for b in detail["buckets"] if b["index"] == moved)
+            row = page.wait_for_selector("tr.sample")
+            assert row is not None
+            trace = row.get_attribute("data-trace")
+            value = float(row.get_attribute("data-value") or "nan")
+            assert trace in sent and sent[trace]["ml.feature.age"] == value
+            assert bucket["lower"] < value and (bucket["upper"] is None or value <= bucket["upper"])
+            row.click()
+            page.wait_for_selector("#request-trace")
+            assert page.text_content("#request-trace") == trace
+            cells = page.eval_on_selector_all(
+                "#request table.kv tr[data-name]",
+                "rs => Object.fromEntries(rs.map(r => [r.dataset.name, r.dataset.value]))",
+            )
+            assert cells["contract"] == sent[trace]["ml.feature.contract"]
+            assert float(cells["tenure"]) == sent[trace]["ml.feature.tenure"]
+            assert float(cells["prediction"]) == sent[trace]["ml.prediction"]
+            screenshot(page, "ui-series")
+            assert errors == []
+
+
+@pytest.mark.slow
+def test_with_auth_the_page_asks_for_the_token_and_keeps_it_for_the_tab(tmp_path: Path) -> None:
+    config = drifting.config(tmp_path, auth={"bearer_token": "s3cret"})
+    with running_gateway(config) as gateway:
+        drifting.send(gateway.http_url, 50, False, 1, 0, {"Authorization": "Bearer s3cret"})
+        with browser_page() as (page, errors):
+            page.goto(f"{gateway.admin_url}/ui/")
+            page.wait_for_selector("#login:not([hidden])")
+            page.fill("#token", "s3cret")
+            page.click("#login button")
+            page.wait_for_selector("a.model[data-model='churn/3']")
+            assert page.evaluate("sessionStorage.getItem('otelml.token')") == "s3cret"
+            # ?token= once: taken into the tab's storage and out of the address bar.
+            page.goto(f"{gateway.admin_url}/ui/?token=s3cret")
+            page.wait_for_selector("a.model[data-model='churn/3']")
+            assert "token" not in page.url
+            # The 401s of the first load are the browser's own log lines, not page errors.
+            assert all("401" in e for e in errors)
