@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prometheus_server import free_port
+from tests.prometheus_server import Prometheus, free_port, prometheus_binary
 
 
 def _children(pid: int) -> set[int]:
@@ -36,11 +36,13 @@ def _demo_dirs() -> set[str]:
 
 @pytest.mark.slow
 def test_demo_reaches_drift_serves_it_and_stops_cleanly_on_ctrl_c() -> None:
-    admin = free_port()
+    prometheus_binary()
+    admin, prometheus = free_port(), free_port()
     before = _demo_dirs()
     command = [sys.executable, "-m", "otelml.cli", "demo", "--duration", "12"]
     command += ["--grpc-port", str(free_port()), "--http-port", str(free_port())]
-    command += ["--admin-port", str(admin)]
+    command += ["--admin-port", str(admin), "--with-prometheus"]
+    command += ["--prometheus-port", str(prometheus)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -64,8 +66,20 @@ def test_demo_reaches_drift_serves_it_and_stops_cleanly_on_ctrl_c() -> None:
         assert page.status_code == 200 and "/ui/static/app.js" in page.text
         models = httpx.get(f"http://127.0.0.1:{admin}/api/v1/models", timeout=5).json()
         assert {"age", "contract"} <= set(models["models"][0]["drifting"])
+        # Prometheus scrapes the gateway, exemplars (trace ids) included.
+        scraper = Prometheus(f"http://127.0.0.1:{prometheus}")
+        scraper.wait_for(
+            'otelml_drift_detected{feature="age"}',
+            lambda result: result and float(result[0]["value"][1]) == 1.0,
+            timeout=60,
+        )
+        now = time.time()
+        exemplars = scraper.query_exemplars(
+            'otelml_feature_value_bucket{feature="age"}', now - 300, now
+        )
+        assert any(len(e["labels"]["trace_id"]) == 32 for s in exemplars for e in s["exemplars"])
         children = _children(process.pid)
-        assert children, "the model service runs in its own process"
+        assert len(children) >= 2, "the model service and prometheus run in their own processes"
         process.send_signal(signal.SIGINT)  # mid-traffic, as a user's Ctrl-C
         out, err = process.communicate(timeout=60)
     finally:
