@@ -293,6 +293,7 @@ def _summary(
             "current_share": current_share,
         }
     missing_rate, invalid_rate = _quality(state, model, series, distribution)
+    located = _locate(engine, model, series)
     return {
         "role": series.role,
         "name": series.name,
@@ -303,6 +304,7 @@ def _summary(
         "score": _finite(score),
         "detected": verdict.detected if verdict is not None else None,
         "observations": verdict.observations if verdict is not None else 0,
+        "min_samples": located[0].rows[located[1]].min_samples if located else None,
         "events": verdict.events if verdict is not None else 0,
         "moved_most": moved,
         "missing_rate": missing_rate,

@@ -42,6 +42,8 @@ class SeriesSummary(TypedDict):
     #: None: no verdict (no reference, or fewer observations than drift.min_samples).
     detected: bool | None
     observations: int
+    #: Observations a window needs for a verdict (drift.min_samples).
+    min_samples: int | None
     events: int
     moved_most: MovedBucket | None
     #: Over the current drift window (else since the gateway started).

@@ -171,6 +171,7 @@ const App = (() => {
             : "no labels joined yet"),
           main ? Charts.timeline(points, {
             label: main + " over time", value: (p) => p.metrics[main] ?? null, format: (v) => fmt(v),
+            width: 1100, height: 190,
             note: (p) => ` (${p.labels} labels)`, empty: "no labels joined yet",
           }) : null);
       }));
@@ -202,8 +203,9 @@ const App = (() => {
           data.segment ? h("span", { class: "tag" }, data.segment) : null),
         verdict(s)),
       h("p", { class: "lead" },
-        s.method ? [`${s.method} = `, h("b", { id: "score" }, fmt(s.score)),
+        s.method && s.score !== null ? [`${s.method} = `, h("b", { id: "score" }, fmt(s.score)),
           ` (drift when ${s.direction === "below" ? "<" : "≥"} ${fmt(s.threshold)}) over ${s.observations} observations · `] : "",
+        s.method && s.score === null ? `${s.method}: no verdict, ${s.observations} of the ${s.min_samples} observations it needs in the window · ` : "",
         `missing ${pct(s.missing_rate)} · invalid ${pct(s.invalid_rate)} · ${s.events} drift event(s)`),
       h("div", { class: "grid2" },
         h("section", { class: "panel" },
@@ -233,7 +235,11 @@ const App = (() => {
           const bucket = data.buckets.find((b) => b.index === e.bucket);
           if (bucket) pick(bucket);
         } }, e.label), ` ${pct(e.reference_share)} → ${pct(e.current_share)}`,
-        ` · ${e.samples.length} request(s)`))));
+        e.trace_id ? [" · trace ", h("a", { href: "#", class: "trace", "data-event-trace": e.trace_id, onclick: (event) => {
+          event.preventDefault();
+          showRequest($("request"), { trace_id: e.trace_id, row: 0 }, data);
+        } }, h("code", {}, e.trace_id.slice(0, 12) + "…"))] : "",
+        ` · ${e.samples.length} recent request(s)`))));
   }
 
   function showSamples(panel, request, bucket, data) {
@@ -248,13 +254,24 @@ const App = (() => {
             onclick: () => showRequest(request, sample, data),
           }, h("td", {}, when(sample.time)), h("td", { class: "num" }, fmt(sample.value, 4)),
           h("td", {}, h("code", {}, sample.trace_id)), h("td", { class: "num" }, String(sample.row))))))
-        : h("p", { class: "muted" }, "No request kept for this bucket yet."));
+        : h("p", { class: "muted" }, data.segment
+          ? `None of the requests kept for this bucket is in the segment ${data.segment}.`
+          : "No request kept for this bucket yet."));
   }
 
   async function showRequest(panel, sample, data) {
     for (const row of document.querySelectorAll("tr.sample")) row.classList.toggle("selected", row.getAttribute("data-trace") === sample.trace_id);
     panel.hidden = false;
-    const detail = await api("requests/" + sample.trace_id, { name: data.model, version: data.version });
+    let detail;
+    try {
+      detail = await api("requests/" + sample.trace_id, { name: data.model, version: data.version });
+    } catch (error) {
+      put(panel, h("h2", {}, "Request ", h("code", {}, sample.trace_id)),
+        h("p", { class: "muted" }, error instanceof Unauthorized ? "The token was refused."
+          : "The gateway no longer keeps this request's row (it keeps the newest few per bucket)."),
+        state.info && state.info.grafana_url ? null : h("p", { class: "muted" }, "Set ui.grafana_url to open any trace in Grafana."));
+      return;
+    }
     const row = detail.rows.find((x) => x.row === sample.row) || detail.rows[0];
     const cells = (values, role) => Object.entries(values).map(([name, value]) =>
       h("tr", { class: role === "feature" && name === data.summary.name ? "hl" : "", "data-name": name, "data-value": value },

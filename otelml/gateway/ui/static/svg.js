@@ -23,9 +23,10 @@ const Charts = (() => {
 
   // Reference and current shares per bucket, side by side; `onPick(bucket)` on click.
   function histogram(buckets, options) {
-    const width = Math.max(560, buckets.length * 56);
-    const height = 230;
-    const pad = { left: 44, right: 8, top: 14, bottom: 58 };
+    const width = Math.max(480, buckets.length * 50);
+    const rotate = buckets.length > 6;  // few buckets: labels fit upright
+    const height = rotate ? 230 : 200;
+    const pad = { left: rotate ? 64 : 44, right: 8, top: 14, bottom: rotate ? 58 : 28 };
     const svg = el("svg", {
       viewBox: `0 0 ${width} ${height}`,
       class: "chart histogram",
@@ -52,19 +53,20 @@ const Charts = (() => {
         tabindex: 0,
       }, svg);
       el("rect", { x: x + 1, y: pad.top, width: slot - 2, height: plotH, class: "hit" }, group);
-      const barW = Math.max(3, (slot - 10) / 2);
+      const barW = Math.min(36, Math.max(3, (slot - 10) / 2));
+      const inset = (slot - 2 * barW - 2) / 2;
       el("rect", {
-        x: x + 4, y: y(bucket.reference_share), width: barW,
+        x: x + inset, y: y(bucket.reference_share), width: barW,
         height: Math.max(0, plotH - (y(bucket.reference_share) - pad.top)), class: "ref",
       }, group);
       el("rect", {
-        x: x + 4 + barW + 2, y: y(bucket.current_share), width: barW,
+        x: x + inset + barW + 2, y: y(bucket.current_share), width: barW,
         height: Math.max(0, plotH - (y(bucket.current_share) - pad.top)), class: "cur",
       }, group);
-      const label = text(group, x + slot / 2, height - pad.bottom + 14, bucket.label, {
+      const label = text(group, x + slot / 2, height - pad.bottom + 14, bucket.label, rotate ? {
         class: "axis bucket-label", "text-anchor": "end",
         transform: `rotate(-30 ${x + slot / 2} ${height - pad.bottom + 14})`,
-      });
+      } : { class: "axis bucket-label", "text-anchor": "middle" });
       label.setAttribute("data-label", bucket.label);
       const title = el("title", {}, group);
       title.textContent = `${bucket.label}\nreference ${pct(bucket.reference_share)} ` +
@@ -80,8 +82,8 @@ const Charts = (() => {
 
   // A line over time with an optional threshold; points where `flag(point)` is true are marked.
   function timeline(points, options) {
-    const width = 560;
-    const height = 170;
+    const width = options.width || 480;
+    const height = options.height || 170;
     const pad = { left: 48, right: 10, top: 12, bottom: 26 };
     const svg = el("svg", {
       viewBox: `0 0 ${width} ${height}`, class: "chart timeline", role: "img",
