@@ -100,7 +100,7 @@ def _gateway_config(directory: Path, ports: Ports, window: float) -> Any:
                     "window": window,
                     "step": 1,
                     "segments": ["country"],
-                    "drift": {"min_samples": 200},
+                    "drift": {"min_samples": 100},
                     "ground_truth": {"ttl": "1h"},
                 }
             ],
@@ -271,13 +271,13 @@ def _run(demo: _Demo, duration: float, exit_after_summary: bool, with_prometheus
         traffic.close()
         return 0
     print(
-        "still sending drifted traffic (about 20 requests a second) so the page stays live;"
+        "still sending drifted traffic (about 50 requests a second) so the page stays live;"
         " Ctrl-C stops"
     )
     while True:
         traffic.request(drifted=True)
         traffic.post_labels()
-        time.sleep(0.05)
+        time.sleep(0.02)  # every window keeps several times drift.min_samples
 
 
 def _send(traffic: Traffic, duration: float) -> float:

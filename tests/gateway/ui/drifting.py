@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,28 @@ def stream_until_drift(
         if {"age", "contract"} <= drifting and second >= 5:
             return sent
         assert time.monotonic() < deadline, f"no drift after 60 s: {answer}"
+
+
+@contextmanager
+def streaming(http_url: str, sent: Sent, headers: dict[str, str] | None = None) -> Iterator[None]:
+    """Keep sending drifted traffic (200 spans a second) while the body runs, so the window
+    stays full however slowly a browser starts on a loaded machine."""
+    import threading
+
+    stop = threading.Event()
+
+    def run() -> None:
+        second = 0
+        while not stop.is_set():
+            batch = send(http_url, 200, True, 5_000_000 + second * 1000, 500 + second, headers)
+            sent.spans += batch.spans
+            second += 1
+            stop.wait(1.0)
+
+    thread = threading.Thread(target=run, name="drifting-stream", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -141,7 +141,7 @@ def test_openapi_document_is_valid_and_every_answer_matches_it(tmp_path: Path) -
         model = {"name": "churn", "version": "3"}
         series = {**model, "role": "feature", "series": "age"}
         detail = httpx.get(f"{base}/series", params=series, timeout=10).json()
-        trace = detail["buckets"][-1]["samples"][0]["trace_id"]
+        trace = next(b["samples"][0]["trace_id"] for b in detail["buckets"] if b["samples"])
         calls = [
             ("/api/v1/info", {}, "Info"),
             ("/api/v1/models", {}, "ModelsResponse"),

@@ -25,8 +25,10 @@ const Charts = (() => {
   function histogram(buckets, options) {
     const width = Math.max(480, buckets.length * 50);
     const rotate = buckets.length > 6;  // few buckets: labels fit upright
-    const height = rotate ? 230 : 200;
-    const pad = { left: rotate ? 64 : 44, right: 8, top: 14, bottom: rotate ? 58 : 28 };
+    const longest = Math.max(...buckets.map((b) => b.label.length), 1);
+    const below = rotate ? Math.min(110, 18 + longest * 3.6) : 28;  // room for slanted labels
+    const height = 172 + below;
+    const pad = { left: rotate ? 64 : 44, right: 8, top: 14, bottom: below };
     const svg = el("svg", {
       viewBox: `0 0 ${width} ${height}`,
       class: "chart histogram",
