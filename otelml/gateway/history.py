@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from otelml.gateway.distributions import NOT_FINITE, TYPE_MISMATCH, Distribution
 from otelml.gateway.drift import methods
 from otelml.gateway.drift.engine import DriftTable, Verdict
 from otelml.gateway.performance.metrics import MACRO
@@ -142,7 +143,7 @@ class History:
             if distribution is not None:
                 missing[i] = distribution.missing
                 invalid[i] = int(distribution.invalid.sum())
-                total[i] = int(distribution.counts.sum()) + distribution.missing
+                total[i] = rows_seen(distribution)
             if verdict is None:
                 continue
             observations[i] = verdict.observations
@@ -232,6 +233,13 @@ class History:
             }
             kept = self.performance.setdefault(key, deque(maxlen=points))
             kept.append((now, pairs, summary))
+
+
+def rows_seen(distribution: Distribution) -> int:
+    """Rows the series was expected in: counted, missing, or unusable (a type mismatch or
+    ±Inf). Out-of-range and unknown-category values are counted in a bucket already."""
+    unusable = distribution.invalid[TYPE_MISMATCH] + distribution.invalid[NOT_FINITE]
+    return int(distribution.counts.sum()) + distribution.missing + int(unusable)
 
 
 def _label(verdict: Verdict) -> str:

@@ -21,7 +21,7 @@ from otelml.config import Ui
 from otelml.gateway.distributions import CategoricalDistribution, Distribution, NumericDistribution
 from otelml.gateway.drift import methods
 from otelml.gateway.drift.engine import DriftEngine, DriftTable, Verdict
-from otelml.gateway.history import moved_most
+from otelml.gateway.history import moved_most, rows_seen
 from otelml.gateway.samples import ModelSamples, Sample
 from otelml.gateway.state import GatewayState
 from otelml.gateway.store import ModelKey, SeriesKey
@@ -322,8 +322,7 @@ def _quality(
         window = state.history.window_quality(*located)
     if window is None or window[0] <= 0:
         invalid = int(distribution.invalid.sum())
-        rows = int(distribution.counts.sum()) + distribution.missing
-        window = (rows, distribution.missing, invalid)
+        window = (rows_seen(distribution), distribution.missing, invalid)
     rows, missing, invalid = window
     if rows <= 0:
         return None, None

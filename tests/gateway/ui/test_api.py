@@ -16,6 +16,7 @@ from otelml.gateway.app import Gateway
 from otelml.gateway.ui import openapi, query
 from otelml.profile.binning import bucket_counts
 from tests.conftest import running_gateway
+from tests.gateway.otlp_builders import traces
 from tests.gateway.ui import drifting
 
 
@@ -199,3 +200,28 @@ def test_api_answers_fast_with_100_models_of_20_features(tmp_path: Path) -> None
     assert len(query.models(state)["models"]) == 100
     trace = query.series(state, "m42", "1", "feature", "f3", None)["buckets"][3]["samples"]
     assert trace and query.request(state, trace[0]["trace_id"], None, None, ui)["model"] == "m42"
+
+
+def test_missing_and_invalid_rates_are_over_the_drift_window(tmp_path: Path) -> None:
+    """Missing only in the last four steps (the window): the window's rate, not the total's."""
+    gateway = Gateway(drifting.config(tmp_path), forward=False)
+    assert gateway.state.drift is not None
+    rng = np.random.default_rng(5)
+    trace = 1
+    for step in range(8):
+        frame = drifting.inputs(rng, 100, drifted=False)
+        payload, batch = drifting.span_batch(frame, trace)
+        spans = [dict(a) for _, a in batch.spans]
+        if step >= 4:
+            for attributes in spans[:20]:  # 20 of 100 spans carry no tenure
+                del attributes["ml.feature.tenure"]
+            spans[20]["ml.feature.tenure"] = "not a number"  # one type_mismatch
+        gateway.pipeline.consume_traces(traces(spans, first_trace=trace), "grpc")
+        trace += len(spans)
+        gateway.state.drift.evaluate(gateway.state.store, float(step))
+    detail = query.series(gateway.state, "churn", "3", "feature", "tenure", None)
+    assert detail["missing_total"] == 4 * 20
+    assert detail["invalid_total"]["type_mismatch"] == 4
+    summary = detail["summary"]
+    assert summary["missing_rate"] == pytest.approx(80 / 400)
+    assert summary["invalid_rate"] == pytest.approx(4 / 400)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.browser import browser_page, screenshot
 from tests.conftest import running_gateway
+from tests.gateway.otlp_builders import traces
 from tests.gateway.ui import drifting
 
 
@@ -83,12 +84,26 @@ def test_the_page_shows_drift_and_the_requests_behind_a_bucket(tmp_path: Path) -
             assert errors == []
 
 
+HOSTILE_MODEL = "<img src=x onerror=alert(1)>"
+HOSTILE_FEATURE = "<script>alert(2)</script>"
+
+
 @pytest.mark.slow
 def test_with_auth_the_page_asks_for_the_token_and_keeps_it_for_the_tab(tmp_path: Path) -> None:
     config = drifting.config(tmp_path, auth={"bearer_token": "s3cret"})
+    token = {"Authorization": "Bearer s3cret"}
     with running_gateway(config) as gateway:
-        drifting.send(gateway.http_url, 50, False, 1, 0, {"Authorization": "Bearer s3cret"})
+        drifting.send(gateway.http_url, 50, False, 1, 0, token)
+        # Names come from telemetry: hostile ones must show as text, never run.
+        hostile = traces(
+            [{"ml.model.name": HOSTILE_MODEL, f"ml.feature.{HOSTILE_FEATURE}": 1.0}],
+            first_trace=900,
+        )
+        headers = {"Content-Type": "application/x-protobuf", **token}
+        httpx.post(f"{gateway.http_url}/v1/traces", content=hostile, headers=headers)
         with browser_page() as (page, errors):
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             page.goto(f"{gateway.admin_url}/ui/")
             page.wait_for_selector("#login:not([hidden])")
             page.fill("#token", "s3cret")
@@ -99,5 +114,12 @@ def test_with_auth_the_page_asks_for_the_token_and_keeps_it_for_the_tab(tmp_path
             page.goto(f"{gateway.admin_url}/ui/?token=s3cret")
             page.wait_for_selector("a.model[data-model='churn/3']")
             assert "token" not in page.url
+            page.click(f"a.model[data-model='{HOSTILE_MODEL}/']")
+            page.wait_for_selector("tr[data-series]")
+            assert page.text_content("main h1") == HOSTILE_MODEL + " v–"
+            assert (
+                page.get_attribute("tr[data-series]", "data-series") == f"feature:{HOSTILE_FEATURE}"
+            )
+            assert dialogs == [] and page.query_selector("main img") is None
             # The 401s of the first load are the browser's own log lines, not page errors.
             assert all("401" in e for e in errors)
