@@ -28,7 +28,6 @@ from otelml.gateway.distributions import (
     Distribution,
     NumericDistribution,
 )
-from otelml.gateway.features import row_in_entry
 from otelml.gateway.observations import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.store import FeatureStore, ModelKey, SeriesKey
 from otelml.profile.binning import bucket_index
@@ -267,36 +266,45 @@ class RequestSamples:
         if not due:
             return
         leaves = records.leaves
-        position = row_in_entry(records)
+        picks = {group: _spread(np.flatnonzero(record_group == group)) for group in due}
+        chosen_records = np.concatenate(list(picks.values()))
+        if len(chosen_records) == 0:
+            return
+        # Only the chosen records' leaves are looked at: a 1M-row batch costs one isin.
+        sub = np.flatnonzero(np.isin(leaves.record, chosen_records))
+        position = _positions(leaves.entry[sub], leaves.from_array[sub])
         rows_of = np.ones(records.count, dtype=np.int64)
-        arrays = np.flatnonzero(leaves.from_array)
-        np.maximum.at(rows_of, leaves.record[arrays], position[arrays] + 1)
+        np.maximum.at(rows_of, leaves.record[sub], position + 1)
         is_series = np.fromiter((s is not None for s in key_series), bool, len(key_series))
         for group in due:
-            chosen = _choose(np.flatnonzero(record_group == group), rows_of)
+            chosen = _rows(picks[group], rows_of)
             if chosen:
-                self._take(records, chosen, position, is_series, key_series, groups[group], store)
+                self._take(
+                    records, chosen, sub, position, is_series, key_series, groups[group], store
+                )
 
     def _take(
         self,
         records: Records,
         chosen: dict[int, int],
+        sub: npt.NDArray[np.intp],
         position: npt.NDArray[np.int64],
         is_series: npt.NDArray[np.bool_],
         key_series: list[SeriesKey | None],
         model: ModelKey,
         store: FeatureStore,
     ) -> None:
+        """Write the chosen (record, row) pairs; `sub` are the leaves of chosen records."""
         leaves = records.leaves
         samples = self.models[model]
         wanted_row = np.full(records.count, -1, dtype=np.int64)
         wanted_row[list(chosen)] = list(chosen.values())
-        row_of_leaf = wanted_row[leaves.record]
-        mine = np.flatnonzero(
-            is_series[leaves.key]
+        row_of_leaf = wanted_row[leaves.record[sub]]
+        mine = sub[
+            is_series[leaves.key[sub]]
             & (row_of_leaf >= 0)
-            & (~leaves.from_array | (position == row_of_leaf))
-        )
+            & (~leaves.from_array[sub] | (position == row_of_leaf))
+        ]
         entries: dict[int, int] = {}
         for record, row in chosen.items():
             entry = samples.allocate()
@@ -324,17 +332,32 @@ class RequestSamples:
                 samples.point(series, len(distribution.counts), bucket, entry)
 
 
-def _choose(records: npt.NDArray[np.intp], rows_of: npt.NDArray[np.int64]) -> dict[int, int]:
-    """Up to ROWS_PER_PASS (record, row) pairs spread over a model's records (and rows)."""
-    if len(records) == 0:
-        return {}
-    picks = records[np.linspace(0, len(records) - 1, min(ROWS_PER_PASS, len(records)), dtype=int)]
-    chosen = {}
-    for n, record in enumerate(picks.tolist()):
-        rows = int(rows_of[record])
-        # Spread over a batch's rows too, so one big batch does not always give row 0.
-        chosen[record] = (n * 7919 + int(time.monotonic_ns() // 1000)) % rows if rows > 1 else 0
-    return chosen
+def _spread(records: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """Up to ROWS_PER_PASS records spread over a model's records in a request."""
+    if len(records) <= ROWS_PER_PASS:
+        return records
+    return records[np.linspace(0, len(records) - 1, ROWS_PER_PASS, dtype=int)]
+
+
+def _rows(records: npt.NDArray[np.intp], rows_of: npt.NDArray[np.int64]) -> dict[int, int]:
+    """A row of each record: spread over a batch's rows, so a big batch does not always give
+    row 0."""
+    clock = time.monotonic_ns() // 1000
+    return {
+        record: (n * 7919 + clock) % int(rows_of[record]) if rows_of[record] > 1 else 0
+        for n, record in enumerate(records.tolist())
+    }
+
+
+def _positions(
+    entry: npt.NDArray[np.int32], from_array: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Each leaf's index within its array attribute (0 for scalars); an entry's leaves are
+    contiguous, as the scanner writes them."""
+    if len(entry) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(entry, return_index=True, return_inverse=True)
+    return np.asarray(np.where(from_array, np.arange(len(entry)) - first[inverse], 0), np.int64)
 
 
 def _cell(
