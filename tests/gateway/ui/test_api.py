@@ -210,7 +210,7 @@ def test_missing_and_invalid_rates_are_over_the_drift_window(tmp_path: Path) -> 
     trace = 1
     for step in range(8):
         frame = drifting.inputs(rng, 100, drifted=False)
-        payload, batch = drifting.span_batch(frame, trace)
+        _, batch = drifting.span_batch(frame, trace)
         spans = [dict(a) for _, a in batch.spans]
         if step >= 4:
             for attributes in spans[:20]:  # 20 of 100 spans carry no tenure
