@@ -31,6 +31,8 @@ def fed_at_scale(directory: Path, models: int, features: int, steps: int = 6) ->
                 for m in range(models)
             ],
             "limits": {"max_series": 1_000_000},
+            "receivers": {"otlp": {"grpc": None, "http": None}},
+            "admin": {"endpoint": "127.0.0.1:0"},
         }
     )
     gateway = Gateway(config, forward=False)

@@ -115,7 +115,7 @@ def test_with_auth_the_page_asks_for_the_token_and_keeps_it_for_the_tab(tmp_path
             page.wait_for_selector("a.model[data-model='churn/3']")
             assert "token" not in page.url
             page.click(f"a.model[data-model='{HOSTILE_MODEL}/']")
-            page.wait_for_selector("tr[data-series]")
+            page.wait_for_selector(f"tr[data-series='feature:{HOSTILE_FEATURE}']")
             assert page.text_content("main h1") == HOSTILE_MODEL + " v–"
             assert (
                 page.get_attribute("tr[data-series]", "data-series") == f"feature:{HOSTILE_FEATURE}"
@@ -123,3 +123,54 @@ def test_with_auth_the_page_asks_for_the_token_and_keeps_it_for_the_tab(tmp_path
             assert dialogs == [] and page.query_selector("main img") is None
             # The 401s of the first load are the browser's own log lines, not page errors.
             assert all("401" in e for e in errors)
+
+
+@pytest.mark.slow
+def test_the_page_stays_usable_with_100_models_of_20_features(tmp_path: Path) -> None:
+    """The scale benchmark in the browser: every view renders in well under a second."""
+    import asyncio
+    import threading
+    import time
+
+    from tests.gateway.ui.scale import fed_at_scale
+
+    gateway = fed_at_scale(tmp_path, models=100, features=20)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    ports = asyncio.run_coroutine_threadsafe(gateway.start(), loop).result(timeout=30)
+    url = f"http://127.0.0.1:{ports.admin}/ui/"
+    try:
+        with browser_page() as (page, errors):
+            timings = {}
+            started = time.perf_counter()
+            page.goto(url)
+            page.wait_for_selector("tr[data-series]")
+            timings["first model"] = time.perf_counter() - started
+            assert len(page.query_selector_all("a.model")) == 100
+            # The drifting models (the even ones) are listed first.
+            first = page.get_attribute("a.model", "data-model")
+            assert first is not None and int(first.split("/")[0][1:]) % 2 == 0
+            assert len(page.query_selector_all("tr[data-series]")) == 21
+            page.fill("#filter", "m5")  # m5, m50 … m59
+            page.wait_for_selector("a.model[data-model='m59/1']")
+            page.wait_for_selector("a.model[data-model='m0/1']", state="detached")
+            shown = page.eval_on_selector_all("a.model", "ms => ms.map(m => m.dataset.model)")
+            assert sorted(shown) == sorted(f"m{n}/1" for n in [5, *range(50, 60)])
+            started = time.perf_counter()
+            page.click("a.model[data-model='m57/1']")
+            page.wait_for_selector("h1:has-text('m57')")
+            timings["another model"] = time.perf_counter() - started
+            started = time.perf_counter()
+            page.click("tr[data-series='feature:f3']")
+            page.wait_for_selector("svg.histogram g.bucket")
+            timings["a series"] = time.perf_counter() - started
+            assert errors == []
+            assert all(t < 2.0 for t in timings.values()), timings
+            print(" ".join(f"{k}: {v * 1000:.0f} ms" for k, v in timings.items()))
+            screenshot(page, "ui-scale")
+    finally:
+        asyncio.run_coroutine_threadsafe(gateway.stop(grace=0.5), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -80,9 +80,11 @@ const App = (() => {
   async function renderModels(current) {
     const data = await api("models");
     const nav = $("models");
-    put(nav, h("h2", {}, "Models"));
+    const wanted = $("filter").value.trim().toLowerCase();
+    put(nav);
     if (data.models.length === 0) nav.appendChild(h("p", { class: "muted" }, "No model has sent anything yet."));
     for (const m of data.models) {
+      if (wanted && !(m.model + " v" + m.version).toLowerCase().includes(wanted)) continue;
       const active = current && current.model === m.model && current.version === m.version;
       nav.appendChild(h("a", {
         class: "model" + (active ? " active" : ""), href: link(m.model, m.version),
@@ -324,6 +326,7 @@ const App = (() => {
       render();
     });
     window.addEventListener("hashchange", render);
+    $("filter").addEventListener("input", () => renderModels(route()).catch(() => {}));
     render();
     // The model view refreshes itself; a series view keeps still while you read it.
     state.timer = setInterval(() => { if (route().view !== "series" && !document.hidden) render(); }, 5000);
