@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick test-stack lint typecheck bench prometheus app-venvs bentoml-venvs clean
+.PHONY: demo test test-quick test-stack lint typecheck bench prometheus chromium app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
@@ -13,9 +13,17 @@ $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
 	$(BIN)/pip install -q -e '.[gateway,test]'
 	touch $(STAMP)
 
-## demo: gateway + example model traffic (with a drift phase) on this machine, no Docker
-demo: $(STAMP)
-	$(BIN)/otelml demo
+# The demo's own environment: otelml[demo] only (gateway, FastAPI, uvicorn), no test toolchain.
+DEMO_VENV := .venv-demo
+$(DEMO_VENV)/.installed: pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q --upgrade pip
+	$(DEMO_VENV)/bin/pip install -q '.[demo]'
+	touch $@
+
+## demo: gateway + a FastAPI model service + traffic (with a drift phase); serves the UI until Ctrl-C
+demo: $(DEMO_VENV)/.installed
+	$(DEMO_VENV)/bin/otelml demo $(DEMO_ARGS)
 
 ## prometheus: Debian's prometheus package, needed by the integration tests
 prometheus:
@@ -23,6 +31,13 @@ prometheus:
 	  echo "installing Debian's prometheus package"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 	@command -v prometheus >/dev/null 2>&1 || { echo "prometheus could not be installed" >&2; exit 1; }
+
+## chromium: Debian's chromium, which the UI tests drive through Playwright
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium package"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "chromium could not be installed" >&2; exit 1; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check otelml tests bench examples deploy
@@ -51,12 +66,12 @@ $(COMPOSE_SCHEMA):
 REQUIRE_ALL := OTELML_REQUIRE_ALL=1 OTELML_REQUIRE_PROMETHEUS=1 OTELML_REQUIRE_NATIVE=1
 
 ## test: lint, type check and the whole test suite against real components (what CI runs)
-test: $(STAMP) app-venvs prometheus $(COMPOSE_SCHEMA) lint typecheck
+test: $(STAMP) app-venvs prometheus chromium $(COMPOSE_SCHEMA) lint typecheck
 	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not official_charts"
 
 ## test-quick: lint, type check and every test not marked slow (no BentoML serve, no
 ## minute-long load or soak): the inner loop, a couple of minutes on a quiet machine
-test-quick: $(STAMP) app-venvs prometheus $(COMPOSE_SCHEMA) lint typecheck
+test-quick: $(STAMP) app-venvs prometheus chromium $(COMPOSE_SCHEMA) lint typecheck
 	$(REQUIRE_ALL) $(BIN)/pytest -q -m "not slow and not official_charts"
 
 ## test-stack: the stack chart rendered with the official charts (their sources in
@@ -77,4 +92,4 @@ bench: $(STAMP) $(BENCH_VENV)/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor build .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor $(DEMO_VENV) test-artifacts build .pytest_cache .mypy_cache .ruff_cache .cache

@@ -112,9 +112,18 @@ def _drift(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     with needs("demo"):
-        from otelml.demo import run
+        from otelml.demo import Ports, run
 
-    return int(run(duration=args.duration, workdir=args.workdir))
+    ports = Ports(
+        args.grpc_port, args.http_port, args.admin_port, args.service_port, args.prometheus_port
+    )
+    return run(
+        duration=args.duration,
+        workdir=args.workdir,
+        ports=ports,
+        exit_after_summary=args.exit,
+        with_prometheus=args.with_prometheus,
+    )
 
 
 def _profile_build(args: argparse.Namespace) -> int:
@@ -245,7 +254,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="gateway + example model traffic with a drift phase")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds of traffic")
-    demo.add_argument("--workdir", default=None, help="where to write the demo's files")
+    demo.add_argument(
+        "--workdir",
+        default=None,
+        help="keep the demo's files here (default: a temporary directory)",
+    )
+    demo.add_argument("--exit", action="store_true", help="stop after the summary (for scripts)")
+    demo.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="also run Debian's prometheus, scraping the gateway with exemplar storage",
+    )
+    for name, default, what in (
+        ("grpc-port", 4317, "OTLP gRPC"),
+        ("http-port", 4318, "OTLP HTTP"),
+        ("admin-port", 9464, "/metrics, /ui and /api"),
+        ("service-port", 0, "the model service (0: any free port)"),
+        ("prometheus-port", 9090, "prometheus, with --with-prometheus"),
+    ):
+        demo.add_argument(
+            f"--{name}", type=int, default=default, help=f"{what} (default %(default)s)"
+        )
     demo.set_defaults(func=_demo)
     return parser
 
@@ -258,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingExtra as missing:
         print(f"otelml {args.command}: {missing}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before a command installs its own handling
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -313,6 +313,29 @@ class Auth(_Strict):
     bearer_token: str = Field(default="", repr=False)
 
 
+class Ui(_Strict):
+    """The embedded page at /ui and its JSON API at /api/v1."""
+
+    #: Grafana's base URL (e.g. http://grafana:3000): trace ids become Explore links into Tempo.
+    grafana_url: str | None = None
+    #: The uid of Grafana's Tempo data source the Explore links open.
+    tempo_datasource: str = "tempo"
+    #: How far back the page shows verdicts and performance without Prometheus.
+    history: Duration = 3600.0
+    #: History points kept per series at most (the step sets their spacing).
+    history_points: int = Field(default=720, ge=2, le=100_000)
+    #: Recent requests kept per bucket, and rows kept per model to show them with.
+    samples_per_bucket: int = Field(default=4, ge=0, le=64)
+    sample_rows: int = Field(default=512, ge=1, le=100_000)
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _grafana(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/") if value else value
+
+
 class GatewayConfig(_Strict):
     #: Worker processes sharing the receiver ports; /metrics on the admin port merges them.
     workers: int = Field(default=1, ge=1, le=64)
@@ -324,6 +347,7 @@ class GatewayConfig(_Strict):
     limits: Limits = Limits()
     auth: Auth = Auth()
     redaction: Redaction = Redaction()
+    ui: Ui = Ui()
 
 
 def substitute_env(text: str, environ: dict[str, str] | None = None) -> str:

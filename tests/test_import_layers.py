@@ -28,6 +28,7 @@ GATEWAY_LAYERS: list[tuple[str, ...]] = [
     ("validation",),
     ("serving", "malloc"),
     ("gateway_state",),
+    ("ui",),
     ("admin",),
     ("workers",),
     ("app",),

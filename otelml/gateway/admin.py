@@ -1,4 +1,5 @@
-"""The admin endpoint on :9464: /metrics for Prometheus, /healthz and /readyz for Kubernetes."""
+"""The admin endpoint on :9464: /metrics for Prometheus, /healthz and /readyz for Kubernetes,
+/ui and /api/v1 for people."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from otelml.config import GatewayConfig
 from otelml.gateway.exporters.prometheus import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
@@ -18,10 +20,13 @@ from otelml.gateway.exporters.prometheus import (
     wants_openmetrics,
 )
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.ui import routes as ui_routes
 
 
 def create_app(
-    snapshot: Callable[[], Awaitable[GatewayState]], ready: Callable[[], bool]
+    snapshot: Callable[[], Awaitable[GatewayState]],
+    ready: Callable[[], bool],
+    config: GatewayConfig | None = None,
 ) -> Starlette:
     """`snapshot` returns the state to expose: the gateway's own, or its workers' merged."""
 
@@ -44,6 +49,7 @@ def create_app(
             Route("/metrics", metrics),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *ui_routes(snapshot, config or GatewayConfig()),
         ],
         middleware=[Middleware(GZipMiddleware, minimum_size=4096)],
     )

@@ -20,6 +20,7 @@ import grpc
 from otelml.config import GatewayConfig, Tls
 from otelml.gateway import admin, malloc
 from otelml.gateway.drift.engine import DriftEngine
+from otelml.gateway.drift.history import History
 from otelml.gateway.exporters.forwarding import build_senders
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.tracker import GroundTruthTracker
@@ -27,6 +28,7 @@ from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.serving import HttpServer, add_grpc_port, bind, http_server, wait_for_signal
+from otelml.gateway.state.samples import RequestSamples
 from otelml.gateway.state.store import FeatureStore
 from otelml.gateway.validation import CheckedConfig, check
 from otelml.gateway.workers import serve_workers
@@ -66,11 +68,16 @@ class Gateway:
             models=models,
             max_categories=config.limits.max_categories,
         )
+        ui = config.ui
+        self.state.samples = RequestSamples(ui.sample_rows, ui.samples_per_bucket)
+        self.state.history = History(ui.history, ui.history_points)
         if config.models:
             self.state.drift = DriftEngine(config.models, models)
+            self.state.drift.on_step.append(self.state.history.record)
         if any(m.ground_truth is not None for m in config.models):
             self.state.ground_truth = GroundTruthTracker(config.models)
         self._drift_task: asyncio.Task[None] | None = None
+        self._performance_due = 0.0
         self.senders = build_senders(config, worker) if forward else []
         for sender in self.senders:
             self.state.exporters[sender.name] = sender.stats
@@ -116,7 +123,8 @@ class Gateway:
         apps: list[tuple[object, socket.socket, Tls | None]] = []
         if admin_socket is not None:
             snapshot = admin_snapshot or self._own_state
-            apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket, None))
+            admin_app = admin.create_app(snapshot, lambda: self._ready, self.config)
+            apps.append((admin_app, admin_socket, None))
         if receivers and http_socket is not None:
             receiver = otlp_http.create_app(
                 self.pipeline, self.config.limits.max_request_bytes, self.guard
@@ -173,9 +181,19 @@ class Gateway:
             while True:
                 store = await (source or own)()
                 engine.evaluate(store, time.monotonic())
+                self._record_performance(engine.step_s)
                 await asyncio.sleep(min(engine.step_s, 1.0))
 
         self._drift_task = asyncio.create_task(loop())
+
+    def _record_performance(self, step_s: float) -> None:
+        """Once per step, the performance of every model into the UI's history."""
+        tracker, history = self.state.ground_truth, self.state.history
+        now = time.monotonic()
+        if tracker is None or history is None or now < self._performance_due:
+            return
+        self._performance_due = now + step_s
+        history.record_performance(tracker, step_s)
 
     async def _own_state(self) -> GatewayState:
         self.refresh_exporters()

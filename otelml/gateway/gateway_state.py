@@ -16,6 +16,7 @@ from otelml.gateway.connectors.features import FeaturesConnector
 from otelml.gateway.connectors.ground_truth import GroundTruthConnector
 from otelml.gateway.connectors.spanmetrics import SpanMetricsConnector
 from otelml.gateway.drift.engine import DriftEngine
+from otelml.gateway.drift.history import History
 from otelml.gateway.exporters.sender import ExporterStats, Sender, exporter_families
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.pipeline import Pipeline
@@ -23,6 +24,7 @@ from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.state.budget import SeriesBudget
 from otelml.gateway.state.families import Collect, Family
 from otelml.gateway.state.keys import ModelProfile
+from otelml.gateway.state.samples import RequestSamples
 from otelml.gateway.state.selfmetrics import ReceiverStats
 from otelml.gateway.state.spans import SpanMetrics
 from otelml.gateway.state.store import FeatureStore
@@ -42,6 +44,10 @@ class GatewayState:
     exporters: dict[str, ExporterStats] = field(default_factory=dict)
     #: The redaction processor, for its counters (None when redaction is off).
     redaction: Redactor | None = None
+    #: A few recent rows per bucket, for the UI (None: not kept).
+    samples: RequestSamples | None = None
+    #: Past verdicts and performance, for the UI (kept where the drift engine runs).
+    history: History | None = None
 
     @classmethod
     def create(
@@ -60,7 +66,7 @@ class GatewayState:
     def connectors(self) -> list[Connector]:
         """Every connector over this state, in the order each request reaches them."""
         connectors: list[Connector] = [
-            FeaturesConnector(self.store),
+            FeaturesConnector(self.store, self.samples),
             SpanMetricsConnector(self.spanmetrics),
         ]
         if self.ground_truth is not None:
@@ -112,6 +118,12 @@ class GatewayState:
             self.redaction.merge(other.redaction)
         for name, stats in other.exporters.items():
             self.exporters.setdefault(name, ExporterStats()).merge(stats)
+        if other.samples is not None:
+            if self.samples is None:
+                self.samples = RequestSamples(
+                    other.samples.rows_per_model, other.samples.per_bucket
+                )
+            self.samples.merge(other.samples)
         if other.ground_truth is not None:
             if self.ground_truth is None:
                 self.ground_truth = GroundTruthTracker(other.ground_truth.configs)

@@ -186,6 +186,7 @@ async def serve_workers(checked: CheckedConfig, factory: GatewayFactory) -> None
     async def merged() -> GatewayState:
         state = await loop.run_in_executor(None, pool.snapshot)
         state.drift = parent.state.drift  # verdicts live in the parent, over merged counts
+        state.history = parent.state.history
         return state
 
     async def merged_store() -> FeatureStore:

@@ -51,6 +51,20 @@ def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
             np.bincount(np.searchsorted(edges, sent, side="left"), minlength=len(edges) + 1)
         )
         assert [buckets[float(e)] for e in edges] + [buckets[float("inf")]] == expected.tolist()
+        # The UI's API reads the same merged state, and the request samples of both workers.
+        series = httpx.get(
+            f"http://127.0.0.1:{admin_port}/api/v1/series",
+            params={"name": "w", "version": "", "role": "feature", "series": "x"},
+        ).json()
+        assert series["current"] == "since_start"
+        counts = np.diff(np.r_[0, expected])
+        assert {b["index"]: b["current"] for b in series["buckets"]} == {
+            i: int(c)
+            for i, c in enumerate(counts)
+            if series["buckets"][0]["index"] <= i and i <= series["buckets"][-1]["index"]
+        }
+        samples = [s for b in series["buckets"] for s in b["samples"]]
+        assert len(samples) >= 2 and all(s["value"] in sent for s in samples)
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:

@@ -23,6 +23,7 @@ from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
+from otelml.gateway.state.samples import RequestSamples
 from otelml.gateway.state.store import FeatureStore, SampleKind, overflow_metric
 
 
@@ -269,8 +270,9 @@ class FeaturesConnector:
 
     signals: frozenset[RecordSignal] = frozenset({"spans", "log_records"})
 
-    def __init__(self, store: FeatureStore) -> None:
+    def __init__(self, store: FeatureStore, samples: RequestSamples | None = None) -> None:
         self.store = store
+        self.samples = samples  # a few recent rows per bucket, for the UI
 
     def consume(self, records: Records, valid: npt.NDArray[np.bool_] | None = None) -> None:
         """Update distributions from one request (`valid` masks out rejected records)."""
@@ -295,6 +297,8 @@ class FeaturesConnector:
         )
         origin = Origin(records.trace_id, records.span_id, records.time_s)
         self._observe_layout(layout, groups, key_series, records, origin)
+        if self.samples is not None:
+            self.samples.offer(records, record_group, groups, key_series, self.store)
         for group, model in enumerate(groups):
             profile = self.store.model_profile(model)
             for feature in profile.segments if profile is not None else ():

@@ -11,7 +11,7 @@ bins, zero-padded — and each step scores the whole table with a few vectorised
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,6 +194,10 @@ class DriftEngine:
     profiles: list[ModelProfile]
     tables: dict[tuple[float, float], DriftTable] = field(default_factory=dict)
     verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
+    #: Called after a table stepped, e.g. to keep a history of the verdicts.
+    on_step: list[
+        Callable[[DriftTable, dict[tuple[ModelKey, SeriesKey], Verdict], FeatureStore], None]
+    ] = field(default_factory=list)
     _seen_generation: int = -1
     _seen_store: FeatureStore | None = None
 
@@ -208,6 +212,8 @@ class DriftEngine:
         for table in self.tables.values():
             if now >= table.next_due:
                 table.step(store, self.verdicts)
+                for listener in self.on_step:
+                    listener(table, self.verdicts, store)
                 table.next_due = (table.next_due or now) + table.step_s
                 if table.next_due <= now:  # fell behind: skip, never burst
                     table.next_due = now + table.step_s
