@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test lint typecheck bench prometheus bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
-$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
+$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c otelml/instrument/_otlpencode.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
