@@ -42,7 +42,7 @@ static PyObject *s_attributes, *s_schema_url, *s_name, *s_version, *s_get_span_c
     *s_trace_id, *s_span_id, *s_trace_state, *s_parent, *s_kind, *s_value, *s_start_time,
     *s_end_time, *s_events, *s_links, *s_status, *s_dropped_attributes, *s_dropped_events,
     *s_dropped_links, *s_is_remote, *s_timestamp, *s_context, *s_status_code, *s_description,
-    *s_dropped;
+    *s_dropped, *s__attributes, *s__dict;
 
 typedef struct {
     char *data;
@@ -271,7 +271,21 @@ static int put_any_value(Buf *b, PyObject *value, int mode, int depth) {
 /* repeated KeyValue `tag` from a mapping (dict, BoundedAttributes, mappingproxy) or None. */
 static int put_attributes(Buf *b, uint32_t tag, PyObject *mapping, int mode) {
     if (mapping == Py_None) return 0;
-    PyObject *items = PyDict_Check(mapping) ? PyDict_Items(mapping) : PyMapping_Items(mapping);
+    PyObject *items = NULL;
+    if (PyDict_Check(mapping)) {
+        items = PyDict_Items(mapping);
+    } else {
+        /* The SDK's BoundedAttributes is a Python MutableMapping (items() walks it with a lock
+         * per key); its ordered dict `_dict` holds the same items. */
+        PyObject *inner = PyObject_GetAttr(mapping, s__dict);
+        if (inner != NULL && PyDict_Check(inner)) {
+            items = PyDict_Items(inner);
+        } else {
+            PyErr_Clear();
+            items = PyMapping_Items(mapping);
+        }
+        Py_XDECREF(inner);
+    }
     if (items == NULL) return -1;
     int rc = 0;
     Py_ssize_t n = PyList_GET_SIZE(items);
@@ -297,7 +311,12 @@ static int put_attributes(Buf *b, uint32_t tag, PyObject *mapping, int mode) {
 }
 
 static int put_attr_attributes(Buf *b, uint32_t tag, PyObject *owner, int mode) {
-    PyObject *attributes = PyObject_GetAttr(owner, s_attributes);
+    /* ReadableSpan.attributes wraps `_attributes` in a mappingproxy: read what it wraps. */
+    PyObject *attributes = PyObject_GetAttr(owner, s__attributes);
+    if (attributes == NULL) {
+        PyErr_Clear();
+        attributes = PyObject_GetAttr(owner, s_attributes);
+    }
     if (attributes == NULL) return -1;
     int rc = put_attributes(b, tag, attributes, mode);
     Py_DECREF(attributes);
@@ -643,6 +662,8 @@ PyMODINIT_FUNC PyInit__otlpencode(void) {
     INTERN(s_status_code, "status_code");
     INTERN(s_description, "description");
     INTERN(s_dropped, "dropped");
+    INTERN(s__attributes, "_attributes");
+    INTERN(s__dict, "_dict");
     if ((shift64 = PyLong_FromLong(64)) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
