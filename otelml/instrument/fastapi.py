@@ -37,7 +37,7 @@ import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from otelml.instrument.attributes import rows_to_columns
 from otelml.instrument.logs import warn_once
@@ -78,18 +78,27 @@ def instrument(
     paths: Sequence[str] | None = None,
     tracer_provider: Any = None,
     asgi_spans: bool = False,
+    tracing: Literal["lean", "opentelemetry"] = "lean",
 ) -> Any:
     """Trace `app` and record features/predictions of its model routes; returns `app`.
 
     `paths` limits recording to those route paths (default: every route whose body is a
     pydantic model). Routes added after this call are picked up at their first request.
-    `asgi_spans=False` leaves out the ASGI "http send"/"http receive" child spans (two or
-    more per request, rarely read, and a third of the tracing cost) where the installed
-    instrumentation can.
-    """
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+    Server spans: an app already traced by opentelemetry-instrumentation-fastapi (by hand or
+    by `opentelemetry-instrument`) keeps that. Otherwise `tracing="lean"` (the default) adds
+    otelml's own middleware (`otelml.instrument.asgi`): one SERVER span per request with the
+    instrumentation's HTTP attributes, at a fraction of its cost; `tracing="opentelemetry"`
+    uses opentelemetry-instrumentation-fastapi (its metrics, custom header attributes …),
+    where `asgi_spans=False` leaves out its "http send"/"http receive" child spans.
+    """
+    if getattr(app, "_is_instrumented_by_opentelemetry", False):
+        pass  # traced already: keep it
+    elif tracing == "lean" and not asgi_spans:
+        _add_server_spans(app, tracer_provider)
+    else:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         kwargs: dict[str, Any] = {"tracer_provider": tracer_provider}
         if (
             not asgi_spans
@@ -103,6 +112,23 @@ def instrument(
     app.add_middleware(_LateRoutes, wrapper=wrapper)
     _flush_on_shutdown(app)
     return app
+
+
+def _add_server_spans(app: Any, tracer_provider: Any) -> None:
+    """The lean middleware outside every other (as the OpenTelemetry instrumentation places
+    its own), so the span sees the 500 that Starlette's error middleware answers."""
+    if getattr(app, "_otelml_server_spans", False):
+        return
+    from otelml.instrument.asgi import ServerSpanMiddleware
+
+    build = app.build_middleware_stack
+
+    def build_with_spans() -> Any:
+        return ServerSpanMiddleware(build(), tracer_provider)
+
+    app.build_middleware_stack = build_with_spans
+    app.middleware_stack = None  # rebuilt at the next request
+    app._otelml_server_spans = True
 
 
 def _flush_on_shutdown(app: Any) -> None:
