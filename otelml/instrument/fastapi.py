@@ -78,7 +78,7 @@ def instrument(
     paths: Sequence[str] | None = None,
     tracer_provider: Any = None,
     asgi_spans: bool = False,
-    tracing: Literal["lean", "opentelemetry"] = "lean",
+    tracing: Literal["lean", "fastapi", "opentelemetry"] = "lean",
 ) -> Any:
     """Trace `app` and record features/predictions of its model routes; returns `app`.
 
@@ -88,12 +88,16 @@ def instrument(
     Server spans: an app already traced by opentelemetry-instrumentation-fastapi (by hand or
     by `opentelemetry-instrument`) keeps that. Otherwise `tracing="lean"` (the default) adds
     otelml's own middleware (`otelml.instrument.asgi`): one SERVER span per request with the
-    instrumentation's HTTP attributes, at a fraction of its cost; `tracing="opentelemetry"`
-    uses opentelemetry-instrumentation-fastapi (its metrics, custom header attributes …),
-    where `asgi_spans=False` leaves out its "http send"/"http receive" child spans.
+    instrumentation's HTTP attributes, at a fraction of its cost — and turns off, for this
+    app, the request tracing that FastAPI versions with built-in telemetry start by
+    themselves once a tracer provider exists (a second SERVER span and a span per
+    operation); `tracing="fastapi"` keeps FastAPI's own spans instead (features then land on
+    its current span); `tracing="opentelemetry"` uses opentelemetry-instrumentation-fastapi
+    (its metrics, custom header attributes …), where `asgi_spans=False` leaves out its
+    "http send"/"http receive" child spans.
     """
-    if getattr(app, "_is_instrumented_by_opentelemetry", False):
-        pass  # traced already: keep it
+    if getattr(app, "_is_instrumented_by_opentelemetry", False) or tracing == "fastapi":
+        pass  # traced already (or by FastAPI itself): keep it
     elif tracing == "lean" and not asgi_spans:
         _add_server_spans(app, tracer_provider)
     else:
@@ -129,6 +133,9 @@ def _add_server_spans(app: Any, tracer_provider: Any) -> None:
     app.build_middleware_stack = build_with_spans
     app.middleware_stack = None  # rebuilt at the next request
     app._otelml_server_spans = True
+    native = getattr(app, "_telemetry", None)  # FastAPI's built-in telemetry settings
+    if isinstance(native, dict) and "tracing" in native:
+        native["tracing"] = False  # one SERVER span per request: ours (its metrics stay)
 
 
 def _flush_on_shutdown(app: Any) -> None:

@@ -188,3 +188,44 @@ def test_middleware_alone_traces_any_asgi_app() -> None:
     assert span.name == "DELETE"
     assert (span.attributes or {})["http.status_code"] == 204
     assert "http.route" not in (span.attributes or {})
+
+
+def fastapi_with_native_telemetry(provider: TracerProvider) -> FastAPI:
+    app = FastAPI(telemetry={"tracer_provider": provider})  # type: ignore[call-arg]
+
+    @app.post("/predict/{model}")
+    def predict(model: str, row: Row) -> Scored:
+        return Scored(p=row.a * 2)
+
+    return app
+
+
+@pytest.mark.parametrize("tracing", ["lean", "fastapi"])
+def test_fastapis_own_telemetry_is_replaced_or_kept(tracing: str) -> None:
+    import asyncio
+
+    if "telemetry" not in FastAPI.__init__.__code__.co_varnames:
+        pytest.skip("this FastAPI has no built-in telemetry")
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = fastapi_with_native_telemetry(provider)
+    instrument(app, model="m", tracer_provider=provider, tracing=tracing)  # type: ignore[arg-type]
+
+    async def call() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+            return (await client.post("/predict/a", json={"a": 1.0})).status_code
+
+    assert asyncio.run(call()) == 200
+    spans = exporter.get_finished_spans()
+    servers = [s for s in spans if s.kind.name == "SERVER"]
+    assert len(servers) == 1
+    recorded = [s for s in spans if (s.attributes or {}).get("ml.model.name") == "m"]
+    assert len(recorded) == 1
+    if tracing == "lean":
+        assert len(spans) == 1 and servers[0].instrumentation_scope.name == "otelml.instrument.asgi"
+    else:  # FastAPI's own server span, its operation spans; ml.* on the one current then
+        assert servers[0].instrumentation_scope.name != "otelml.instrument.asgi"
+        assert (servers[0].attributes or {})["http.route"] == "/predict/{model}"
+        assert recorded[0].context.trace_id == servers[0].context.trace_id
