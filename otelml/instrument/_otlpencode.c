@@ -268,43 +268,51 @@ static int put_any_value(Buf *b, PyObject *value, int mode, int depth) {
     return unsupported("value type");
 }
 
+static int put_key_value(Buf *b, uint32_t tag, PyObject *key, PyObject *value, int mode) {
+    size_t mark, inner;
+    const char *data;
+    Py_ssize_t klen;
+    if (begin(b, tag, &mark) || utf8(key, &data, &klen) ||
+        (klen && put_len_field(b, (1 << 3) | 2, data, (size_t)klen)) ||
+        begin(b, (2 << 3) | 2, &inner) || put_any_value(b, value, mode, 0) || end(b, inner) ||
+        end(b, mark))
+        return -1;
+    return 0;
+}
+
 /* repeated KeyValue `tag` from a mapping (dict, BoundedAttributes, mappingproxy) or None. */
 static int put_attributes(Buf *b, uint32_t tag, PyObject *mapping, int mode) {
     if (mapping == Py_None) return 0;
-    PyObject *items = NULL;
-    if (PyDict_Check(mapping)) {
-        items = PyDict_Items(mapping);
-    } else {
+    PyObject *owned = NULL;
+    if (!PyDict_CheckExact(mapping)) {
         /* The SDK's BoundedAttributes is a Python MutableMapping (items() walks it with a lock
-         * per key); its ordered dict `_dict` holds the same items. */
-        PyObject *inner = PyObject_GetAttr(mapping, s__dict);
-        if (inner != NULL && PyDict_Check(inner)) {
-            items = PyDict_Items(inner);
-        } else {
+         * per key); the plain dict `_dict` it keeps holds the same items in the same order. */
+        owned = PyObject_GetAttr(mapping, s__dict);
+        if (owned == NULL || !PyDict_CheckExact(owned)) {
             PyErr_Clear();
-            items = PyMapping_Items(mapping);
+            Py_CLEAR(owned);
         }
-        Py_XDECREF(inner);
     }
-    if (items == NULL) return -1;
+    PyObject *dict = owned ? owned : (PyDict_CheckExact(mapping) ? mapping : NULL);
     int rc = 0;
+    if (dict != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (rc == 0 && PyDict_Next(dict, &pos, &key, &value))
+            rc = put_key_value(b, tag, key, value, mode);
+        Py_XDECREF(owned);
+        return rc;
+    }
+    /* Any other mapping (an OrderedDict, a mappingproxy): its own items(), in its order. */
+    PyObject *items = PyMapping_Items(mapping);
+    if (items == NULL) return -1;
     Py_ssize_t n = PyList_GET_SIZE(items);
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
         PyObject *pair = PyList_GET_ITEM(items, i);
-        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
             rc = unsupported("mapping item");
-            break;
-        }
-        PyObject *key = PyTuple_GET_ITEM(pair, 0);
-        size_t mark, inner;
-        const char *data;
-        Py_ssize_t klen;
-        if (begin(b, tag, &mark) || utf8(key, &data, &klen) ||
-            (klen && put_len_field(b, (1 << 3) | 2, data, (size_t)klen)) ||
-            begin(b, (2 << 3) | 2, &inner) ||
-            put_any_value(b, PyTuple_GET_ITEM(pair, 1), mode, 0) || end(b, inner) ||
-            end(b, mark))
-            rc = -1;
+        else
+            rc = put_key_value(b, tag, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), mode);
     }
     Py_DECREF(items);
     return rc;

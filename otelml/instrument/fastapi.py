@@ -39,6 +39,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from opentelemetry import trace
+
+from otelml import semconv
 from otelml.instrument.attributes import rows_to_columns
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
@@ -211,6 +214,24 @@ class _Plan:
     row_features: dict[str, str]  # field of the row model → feature name
     outputs: dict[str, str] | None  # response field → output (None: all fields)
 
+    @functools.cached_property
+    def feature_keys(self) -> tuple[tuple[str, str], ...]:
+        """(field, attribute key) of the top-level features."""
+        return tuple((f, semconv.FEATURE_PREFIX + name) for f, name in self.features.items())
+
+    @functools.cached_property
+    def output_keys(self) -> tuple[tuple[str, str], ...]:
+        """(field, attribute key) of the outputs."""
+        return tuple(
+            (
+                field,
+                semconv.PREDICTION
+                if output == semconv.DEFAULT_OUTPUT
+                else semconv.PREDICTION_PREFIX + output,
+            )
+            for field, output in (self.outputs or {}).items()
+        )
+
 
 def _plan(route: Any, options: _Options) -> _Plan | None:
     from pydantic import BaseModel
@@ -281,6 +302,9 @@ def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[
 
 def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
     try:
+        if _record_row(plan, options, body, result):
+            _stats["recorded"] += 1
+            return
         features = _features(plan, body)
         prediction = _prediction(plan, result)
         record(features, prediction, model=options.model, version=options.version)
@@ -289,6 +313,51 @@ def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
         reason = type(error).__name__
         _stats[f"failed:{reason}"] += 1
         _warn(reason, f"otelml could not record an inference ({reason}: {error}); counted")
+
+
+_PLAIN = frozenset({bool, int, float, str})
+
+
+def _record_row(plan: _Plan, options: _Options, body: Any, result: Any) -> bool:
+    """The usual request in one pass: one row of plain values in, a response model of plain
+    values out, a recording span with room. Writes what `record()` would write (a None is a
+    missing value: no attribute) and returns True; False leaves the request to `record()`."""
+    if plan.rows_field is not None or body is None or plan.outputs is None:
+        return False
+    if not hasattr(type(result), "model_fields"):
+        return False
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return False
+    attributes: dict[str, Any] = {semconv.MODEL_NAME: options.model}
+    if options.version is not None:
+        attributes[semconv.MODEL_VERSION] = options.version
+    plain = _PLAIN
+    for field, key in plan.feature_keys:
+        value = getattr(body, field, None)
+        if value is None:
+            continue
+        if type(value) not in plain:
+            return False
+        attributes[key] = value
+    for field, key in plan.output_keys:
+        value = getattr(result, field, None)
+        if value is None:
+            continue
+        if type(value) not in plain:
+            return False
+        attributes[key] = value
+    if len(attributes) > _room(span):
+        return False  # record() moves them onto a log record
+    span.set_attributes(attributes)
+    return True
+
+
+def _room(span: Any) -> int:
+    limit = getattr(getattr(span, "_limits", None), "max_span_attributes", None)
+    if not isinstance(limit, int) or limit < 0:
+        return -1  # unknown: let record() decide
+    return limit - len(getattr(span, "attributes", None) or {})
 
 
 def _features(plan: _Plan, body: Any) -> Any:
