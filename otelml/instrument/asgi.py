@@ -100,6 +100,7 @@ class ServerSpanMiddleware:
         self.getter = _carrier_getter()
         self._propagator: Any = None
         self._fields: frozenset[bytes] = frozenset()
+        self.response_propagator = _response_propagator_getter()
 
     def _propagated_fields(self) -> frozenset[bytes]:
         propagator = propagate.get_global_textmap()
@@ -218,10 +219,13 @@ class ServerSpanMiddleware:
         status: list[int] = []
         old, new = self.old, self.new
 
+        response_propagator = self.response_propagator
+
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
-                _response_headers(message)
+                if response_propagator is not None:
+                    _response_headers(message, response_propagator)
             await send(message)
 
         try:
@@ -236,32 +240,38 @@ class ServerSpanMiddleware:
         finally:
             otel_context.detach(token)
             if span.is_recording():
-                route = scope.get("route")
-                template = getattr(route, "path", None)
+                late: dict[str, Any] = {}  # one set_attributes: one lock, not one per key
+                template = getattr(scope.get("route"), "path", None)
                 if template:
-                    span.set_attribute("http.route", template)
+                    late["http.route"] = template
                     span.update_name(f"{method if method != '_OTHER' else 'HTTP'} {template}")
                 if status:
                     code = status[0]
                     if old:
-                        span.set_attribute("http.status_code", code)
+                        late["http.status_code"] = code
                     if new:
-                        span.set_attribute("http.response.status_code", code)
+                        late["http.response.status_code"] = code
                     if code >= 500 or code < 100:
                         if new:
-                            span.set_attribute("error.type", str(code))
+                            late["error.type"] = str(code)
                         span.set_status(Status(StatusCode.ERROR))
+                span.set_attributes(late)
             span.end()
 
 
-def _response_headers(message: Message) -> None:
-    """Headers of the global response propagator, when one is set (opentelemetry-instrument
-    sets one from OTEL_PYTHON_..._RESPONSE_PROPAGATOR); none by default."""
+def _response_propagator_getter() -> Callable[[], Any] | None:
+    """opentelemetry-instrumentation's global response propagator (set from
+    OTEL_PYTHON_..._RESPONSE_PROPAGATOR by `opentelemetry-instrument`), where installed."""
     try:
         from opentelemetry.instrumentation.propagators import get_global_response_propagator
     except ImportError:
-        return
-    propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]
+        return None
+    return get_global_response_propagator
+
+
+def _response_headers(message: Message, getter: Callable[[], Any]) -> None:
+    """The response propagator's headers on the response, when one is set (none by default)."""
+    propagator = getter()
     if propagator is None:
         return
     headers: dict[str, str] = {}
