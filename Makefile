@@ -60,7 +60,7 @@ $(BENCH_VENV)/.installed:
 	touch $@
 
 ## bench: side-by-side throughput, render-time and drift ratios (see README)
-bench: $(STAMP) $(BENCH_VENV)/.installed
+bench: $(STAMP) $(BENCH_VENV)/.installed bentoml-venvs
 	$(BIN)/python -m bench
 
 clean:

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import statistics
 
-from bench import app_overhead, drift, forwarding, proxy, render, throughput, workers
+from bench import (
+    app_overhead,
+    bentoml_overhead,
+    drift,
+    forwarding,
+    proxy,
+    render,
+    throughput,
+    workers,
+)
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -106,6 +115,7 @@ def main() -> None:
     for model in ("linear", "gbdt"):
         print("  " + app_overhead.report(model, app_overhead.run(model)))
     print("  targets: (c)/(a) ≥ 0.85, server CPU per request (c)/(a) ≤ 1.2")
+    print("\n" + bentoml_overhead.report(bentoml_overhead.run()))
 
 
 if __name__ == "__main__":
