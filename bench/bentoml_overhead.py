@@ -3,7 +3,7 @@ API served by `bentoml serve` (in .venv-bentoml, made by `make bentoml-venvs`): 
 BentoML's defaults, no tracing; (t) BentoML's own tracing on (sample rate 1, OTLP/gRPC to a
 blackhole), no otelml; (c) the same plus `@record_api`. (c)/(t) is what otelml adds; (c)/(a)
 what monitoring costs in all. The service's processes share one core; the load client and
-the blackhole the other. CPU is summed over the service's whole process group (/proc).
+the blackhole the other. CPU is summed over the service's process tree (/proc).
 """
 
 from __future__ import annotations
@@ -39,16 +39,23 @@ BODY = json.dumps(
 ).encode()
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time so far of every live process in a process group."""
-    total = 0
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time so far of a process and all its live descendants (BentoML's workers run in
+    sessions of their own, so the process group does not hold them)."""
+    stats: dict[int, tuple[int, int]] = {}  # pid → (parent, clock ticks)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    total = 0
+    for pid, (_, ticks) in stats.items():
+        ancestor = pid
+        while ancestor in stats and ancestor != root:
+            ancestor = stats[ancestor][0]
+        if ancestor == root:
+            total += ticks
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -115,11 +122,11 @@ def measure(mode: str, sink_port: int, seconds: float = 4.0) -> tuple[float, flo
                     raise RuntimeError(f"bentoml serve ({mode}) did not start")
                 time.sleep(0.5)
             asyncio.run(_load(port, 1.0, 8))  # warm-up
-            before = group_cpu_seconds(server.pid)
+            before = tree_cpu_seconds(server.pid)
             start = time.perf_counter()
             rate = asyncio.run(_load(port, seconds, 8))
             requests = rate * (time.perf_counter() - start)
-            return rate, (group_cpu_seconds(server.pid) - before) / requests * 1e6
+            return rate, (tree_cpu_seconds(server.pid) - before) / requests * 1e6
         finally:
             os.sched_setaffinity(0, own)
             os.killpg(server.pid, signal.SIGTERM)
