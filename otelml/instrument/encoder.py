@@ -174,7 +174,7 @@ def _probe_spans(nulls: bool, raw_bytes: bool) -> list[ReadableSpan]:
             return SpanExportResult.SUCCESS
 
     resource = Resource({"service.name": "probe", "probe.n": 3}, "https://probe/resource")
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(Keep()))
     options: dict[str, Any] = {"schema_url": "https://probe/scope"}
     if "attributes" in inspect.signature(provider.get_tracer).parameters:
