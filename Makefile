@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-quick test-stack lint typecheck bench prometheus chromium app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
-$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c
+$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c otelml/instrument/_otlpencode.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[gateway,test]'
@@ -88,7 +88,7 @@ $(BENCH_VENV)/.installed:
 	touch $@
 
 ## bench: side-by-side throughput, render-time and drift ratios (see README)
-bench: $(STAMP) $(BENCH_VENV)/.installed
+bench: $(STAMP) $(BENCH_VENV)/.installed bentoml-venvs
 	$(BIN)/python -m bench
 
 clean:

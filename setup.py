@@ -1,14 +1,24 @@
-"""Build the one C extension (the OTLP wire scanner); everything else is in pyproject.toml."""
+"""Build the C extensions (the gateway's OTLP wire scanner, the app side's OTLP span encoder);
+everything else is in pyproject.toml. Both are optional: without a compiler, the pure-Python
+scanner and the SDK's own encoder are used (slower, same output)."""
 
 from setuptools import Extension, setup
+
+_FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     ext_modules=[
         Extension(
             "otelml.gateway.decode._otlpscan",
             sources=["otelml/gateway/decode/_otlpscan.c"],
-            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-            optional=True,  # without a compiler, the pure-Python scanner is used (slower)
-        )
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
+        Extension(
+            "otelml.instrument._otlpencode",
+            sources=["otelml/instrument/_otlpencode.c"],
+            extra_compile_args=_FLAGS,
+            optional=True,
+        ),
     ]
 )

@@ -1,7 +1,8 @@
-"""App-side cost: requests/s of one FastAPI + scikit-learn service (a) bare, (b) with plain
-OpenTelemetry FastAPI instrumentation, (c) with otelml.instrument recording 20 features —
-and (b') OpenTelemetry set up as otelml sets it up (no ASGI send/receive spans), so (c)/(b')
-is the cost of recording alone.
+"""App-side cost: requests/s and server CPU per request of one FastAPI + scikit-learn service
+(a) bare, (b) with plain OpenTelemetry FastAPI instrumentation, (c) with otelml.instrument
+recording 20 features (its lean server-span middleware, the native span encoder) — and, to
+show where the cost goes, (b') OpenTelemetry's instrumentation without the ASGI send/receive
+spans and (c-sdk) otelml with the SDK's own span encoder.
 
 The service runs on one core under uvicorn; a keep-alive HTTP/1.1 load client on the other
 core. Spans go to a blackhole OTLP server (its own process, on the client's core). Modes
@@ -25,7 +26,7 @@ from bench.blackhole import Blackhole
 from bench.throughput import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("bare", "otel", "otel-lean", "otelml")
+MODES = ("bare", "otel", "otel-lean", "otelml", "otelml-sdk-encoder")
 
 
 def _body() -> bytes:
@@ -65,14 +66,22 @@ async def _load(port: int, seconds: float, connections: int) -> float:
     return sum(counts) / (time.perf_counter() - start)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc: steadier than rates)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def requests_per_second(
     mode: str, sink_port: int, model: str = "linear", seconds: float = 3.0
-) -> float:
+) -> tuple[float, float]:
+    """(requests/s, server CPU µs per request) of one mode."""
     port = _free_port()
     cores = sorted(os.sched_getaffinity(0))
     env = {
         **os.environ,
-        "BENCH_MODE": mode,
+        "BENCH_MODE": "otelml" if mode == "otelml-sdk-encoder" else mode,
+        "OTELML_NATIVE_ENCODER": "0" if mode == "otelml-sdk-encoder" else "1",
         "BENCH_MODEL": model,
         "OMP_NUM_THREADS": "1",  # one core: an OpenMP pool would only spin against itself
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
@@ -101,42 +110,62 @@ def requests_per_second(
                     raise RuntimeError(f"{mode} service did not start") from None
                 time.sleep(0.2)
         asyncio.run(_load(port, 1.0, 8))  # warm-up
-        return asyncio.run(_load(port, seconds, 8))
+        before = cpu_seconds(server.pid)
+        start = time.perf_counter()
+        rate = asyncio.run(_load(port, seconds, 8))
+        requests = rate * (time.perf_counter() - start)
+        return rate, (cpu_seconds(server.pid) - before) / requests * 1e6
     finally:
         os.sched_setaffinity(0, own)
         server.terminate()
         server.wait(10)
 
 
-def run(model: str = "linear", rounds: int = 3) -> dict[str, float]:
+def run(model: str = "linear", rounds: int = 5) -> dict[str, float]:
+    """Medians over `rounds`; every ratio is taken within a round, then its median reported
+    (with its range: the machine is noisy)."""
     cores = sorted(os.sched_getaffinity(0))
     sink = Blackhole(set(cores[1:]) or set(cores))  # on the load client's core
     try:
         rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+        cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
         for _ in range(rounds):
             for mode in MODES:
-                rates[mode].append(requests_per_second(mode, sink.port, model))
+                rate, cpu_us = requests_per_second(mode, sink.port, model)
+                rates[mode].append(rate)
+                cpu[mode].append(cpu_us)
     finally:
         sink.stop()
     out = {mode: statistics.median(values) for mode, values in rates.items()}
-    out["c/b"] = statistics.median(
-        c / b for b, c in zip(rates["otel"], rates["otelml"], strict=True)
-    )
-    out["c/b_lean"] = statistics.median(
-        c / b for b, c in zip(rates["otel-lean"], rates["otelml"], strict=True)
-    )
-    out["c/a"] = statistics.median(
-        c / a for a, c in zip(rates["bare"], rates["otelml"], strict=True)
-    )
+    out.update({f"{mode}_cpu_us": statistics.median(values) for mode, values in cpu.items()})
+    pairs = {
+        "c/b": (rates["otelml"], rates["otel"]),
+        "c/b_lean": (rates["otelml"], rates["otel-lean"]),
+        "c/a": (rates["otelml"], rates["bare"]),
+        "csdk/a": (rates["otelml-sdk-encoder"], rates["bare"]),
+        "cpu_c/a": (cpu["otelml"], cpu["bare"]),
+        "cpu_b/a": (cpu["otel"], cpu["bare"]),
+    }
+    for name, (top, bottom) in pairs.items():
+        ratios = [t / b for t, b in zip(top, bottom, strict=True)]
+        out[name] = statistics.median(ratios)
+        out[f"{name}_min"], out[f"{name}_max"] = min(ratios), max(ratios)
     return out
 
 
 def report(model: str, results: dict[str, float]) -> str:
-    rates = ", ".join(f"{mode} {results[mode]:,.0f}" for mode in MODES)
+    rates = ", ".join(
+        f"{mode} {results[mode]:,.0f} ({results[f'{mode}_cpu_us']:,.0f} µs CPU)" for mode in MODES
+    )
+
+    def ratio(name: str) -> str:
+        return f"{results[name]:.2f} [{results[f'{name}_min']:.2f}–{results[f'{name}_max']:.2f}]"
+
     return (
-        f"{model:6s} requests/s: {rates}; "
-        f"(c)/(b) = {results['c/b']:.2f}, (c)/(b') = {results['c/b_lean']:.2f}, "
-        f"(c)/(a) = {results['c/a']:.2f}"
+        f"{model:6s} requests/s (server CPU per request): {rates}\n"
+        f"         (c)/(a) = {ratio('c/a')}, (c)/(b) = {ratio('c/b')}, "
+        f"(c)/(b') = {ratio('c/b_lean')}, (c-sdk)/(a) = {ratio('csdk/a')}; "
+        f"CPU per request (c)/(a) = {ratio('cpu_c/a')}, (b)/(a) = {ratio('cpu_b/a')}"
     )
 
 

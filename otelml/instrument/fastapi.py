@@ -37,8 +37,11 @@ import typing
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from opentelemetry import trace
+
+from otelml import semconv
 from otelml.instrument.attributes import rows_to_columns
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
@@ -78,18 +81,31 @@ def instrument(
     paths: Sequence[str] | None = None,
     tracer_provider: Any = None,
     asgi_spans: bool = False,
+    tracing: Literal["lean", "fastapi", "opentelemetry"] = "lean",
 ) -> Any:
     """Trace `app` and record features/predictions of its model routes; returns `app`.
 
     `paths` limits recording to those route paths (default: every route whose body is a
     pydantic model). Routes added after this call are picked up at their first request.
-    `asgi_spans=False` leaves out the ASGI "http send"/"http receive" child spans (two or
-    more per request, rarely read, and a third of the tracing cost) where the installed
-    instrumentation can.
-    """
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    if not getattr(app, "_is_instrumented_by_opentelemetry", False):
+    Server spans: an app already traced by opentelemetry-instrumentation-fastapi (by hand or
+    by `opentelemetry-instrument`) keeps that. Otherwise `tracing="lean"` (the default) adds
+    otelml's own middleware (`otelml.instrument.asgi`): one SERVER span per request with the
+    instrumentation's HTTP attributes, at a fraction of its cost — and turns off, for this
+    app, the request tracing that FastAPI versions with built-in telemetry start by
+    themselves once a tracer provider exists (a second SERVER span and a span per
+    operation); `tracing="fastapi"` keeps FastAPI's own spans instead (features then land on
+    its current span); `tracing="opentelemetry"` uses opentelemetry-instrumentation-fastapi
+    (its metrics, custom header attributes …), where `asgi_spans=False` leaves out its
+    "http send"/"http receive" child spans.
+    """
+    if getattr(app, "_is_instrumented_by_opentelemetry", False) or tracing == "fastapi":
+        pass  # traced already (or by FastAPI itself): keep it
+    elif tracing == "lean" and not asgi_spans:
+        _add_server_spans(app, tracer_provider)
+    else:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         kwargs: dict[str, Any] = {"tracer_provider": tracer_provider}
         if (
             not asgi_spans
@@ -103,6 +119,26 @@ def instrument(
     app.add_middleware(_LateRoutes, wrapper=wrapper)
     _flush_on_shutdown(app)
     return app
+
+
+def _add_server_spans(app: Any, tracer_provider: Any) -> None:
+    """The lean middleware outside every other (as the OpenTelemetry instrumentation places
+    its own), so the span sees the 500 that Starlette's error middleware answers."""
+    if getattr(app, "_otelml_server_spans", False):
+        return
+    from otelml.instrument.asgi import ServerSpanMiddleware
+
+    build = app.build_middleware_stack
+
+    def build_with_spans() -> Any:
+        return ServerSpanMiddleware(build(), tracer_provider)
+
+    app.build_middleware_stack = build_with_spans
+    app.middleware_stack = None  # rebuilt at the next request
+    app._otelml_server_spans = True
+    native = getattr(app, "_telemetry", None)  # FastAPI's built-in telemetry settings
+    if isinstance(native, dict) and "tracing" in native:
+        native["tracing"] = False  # one SERVER span per request: ours (its metrics stay)
 
 
 def _flush_on_shutdown(app: Any) -> None:
@@ -178,6 +214,24 @@ class _Plan:
     row_features: dict[str, str]  # field of the row model → feature name
     outputs: dict[str, str] | None  # response field → output (None: all fields)
 
+    @functools.cached_property
+    def feature_keys(self) -> tuple[tuple[str, str], ...]:
+        """(field, attribute key) of the top-level features."""
+        return tuple((f, semconv.FEATURE_PREFIX + name) for f, name in self.features.items())
+
+    @functools.cached_property
+    def output_keys(self) -> tuple[tuple[str, str], ...]:
+        """(field, attribute key) of the outputs."""
+        return tuple(
+            (
+                field,
+                semconv.PREDICTION
+                if output == semconv.DEFAULT_OUTPUT
+                else semconv.PREDICTION_PREFIX + output,
+            )
+            for field, output in (self.outputs or {}).items()
+        )
+
 
 def _plan(route: Any, options: _Options) -> _Plan | None:
     from pydantic import BaseModel
@@ -248,6 +302,9 @@ def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[
 
 def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
     try:
+        if _record_row(plan, options, body, result):
+            _stats["recorded"] += 1
+            return
         features = _features(plan, body)
         prediction = _prediction(plan, result)
         record(features, prediction, model=options.model, version=options.version)
@@ -256,6 +313,51 @@ def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
         reason = type(error).__name__
         _stats[f"failed:{reason}"] += 1
         _warn(reason, f"otelml could not record an inference ({reason}: {error}); counted")
+
+
+_PLAIN = frozenset({bool, int, float, str})
+
+
+def _record_row(plan: _Plan, options: _Options, body: Any, result: Any) -> bool:
+    """The usual request in one pass: one row of plain values in, a response model of plain
+    values out, a recording span with room. Writes what `record()` would write (a None is a
+    missing value: no attribute) and returns True; False leaves the request to `record()`."""
+    if plan.rows_field is not None or body is None or plan.outputs is None:
+        return False
+    if not hasattr(type(result), "model_fields"):
+        return False
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return False
+    attributes: dict[str, Any] = {semconv.MODEL_NAME: options.model}
+    if options.version is not None:
+        attributes[semconv.MODEL_VERSION] = options.version
+    plain = _PLAIN
+    for field, key in plan.feature_keys:
+        value = getattr(body, field, None)
+        if value is None:
+            continue
+        if type(value) not in plain:
+            return False
+        attributes[key] = value
+    for field, key in plan.output_keys:
+        value = getattr(result, field, None)
+        if value is None:
+            continue
+        if type(value) not in plain:
+            return False
+        attributes[key] = value
+    if len(attributes) > _room(span):
+        return False  # record() moves them onto a log record
+    span.set_attributes(attributes)
+    return True
+
+
+def _room(span: Any) -> int:
+    limit = getattr(getattr(span, "_limits", None), "max_span_attributes", None)
+    if not isinstance(limit, int) or limit < 0:
+        return -1  # unknown: let record() decide
+    return limit - len(getattr(span, "attributes", None) or {})
 
 
 def _features(plan: _Plan, body: Any) -> Any:

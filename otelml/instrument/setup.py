@@ -30,6 +30,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otelml.instrument.exporter import span_exporter
 from otelml.instrument.logs import LOG_FORMAT, OtlpLogHandler, install_correlation
 
 Protocol = Literal["grpc", "http/protobuf"]
@@ -137,17 +138,9 @@ def _http_url(endpoint: str, path: str) -> str:
     return base if base.endswith(path) else base + path
 
 
-#: The official OTLP exporters by (protocol, signal): imported only when used.
+#: The official OTLP log exporters by protocol: imported only when used.
 _EXPORTERS = {
-    ("grpc", "traces"): (
-        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-        "OTLPSpanExporter",
-    ),
     ("grpc", "logs"): ("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
-    ("http/protobuf", "traces"): (
-        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-        "OTLPSpanExporter",
-    ),
     ("http/protobuf", "logs"): (
         "opentelemetry.exporter.otlp.proto.http._log_exporter",
         "OTLPLogExporter",
@@ -162,10 +155,12 @@ def _exporter(
     headers: dict[str, str] | None,
 ) -> Any:
     """An OTLP exporter; without `endpoint` it reads the OTEL_* variables itself."""
-    module, name = _EXPORTERS[(protocol, signal)]
-    exporter = getattr(importlib.import_module(module), name)
     if protocol == "http/protobuf" and endpoint:  # the HTTP exporters take the signal's URL
         endpoint = _http_url(endpoint, f"/v1/{signal}")
+    if signal == "traces":  # the SDK's exporters with the native span encoder
+        return span_exporter(protocol, endpoint=endpoint, headers=headers)
+    module, name = _EXPORTERS[(protocol, signal)]
+    exporter = getattr(importlib.import_module(module), name)
     return exporter(endpoint=endpoint, headers=headers)
 
 

@@ -16,6 +16,8 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from otelml.instrument.exporter import span_exporter
+
 DEFAULT_SERVICE_NAME = "otelml-proxy"
 
 
@@ -56,23 +58,17 @@ def otlp_exporter(endpoint: str | None = None) -> SpanExporter | None:
         return None
     protocol = _protocol()
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
-        )
-
         if endpoint is None:
-            return GrpcExporter()
-        return GrpcExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"))
+            return span_exporter(protocol)
+        return span_exporter(
+            protocol, endpoint=endpoint, insecure=not endpoint.startswith("https://")
+        )
     if protocol in ("http/protobuf", "http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-            OTLPSpanExporter as HttpExporter,
-        )
-
         if endpoint is None:
-            return HttpExporter()
+            return span_exporter(protocol)
         if "://" not in endpoint:
             endpoint = f"http://{endpoint}"
-        return HttpExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        return span_exporter(protocol, endpoint=endpoint.rstrip("/") + "/v1/traces")
     raise ValueError(f"OTLP protocol {protocol!r} is not supported (grpc or http/protobuf)")
 
 

@@ -179,6 +179,19 @@ def test_a_recording_failure_is_counted_and_the_response_unchanged(
 
     monkeypatch.setattr(otelml_fastapi, "record", broken)
     before = otelml_fastapi.stats().get("failed:ValueError", 0)
-    response = client.post("/marked", json={"age": 41, "plan": "pro"})
-    assert response.status_code == 200 and response.json()["score"] == 0.25
+    # a batch: recorded by record() (one-row requests take a path of their own, below)
+    response = client.post("/rows", json={"instances": [{"age": 41, "plan": "pro"}]})
+    assert response.status_code == 200 and response.json()["scores"] == [0.0]
     assert otelml_fastapi.stats()["failed:ValueError"] == before + 1
+
+
+def test_the_one_row_fast_path_writes_what_record_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = {"age": 41, "plan": "pro", "request_id": "r1"}
+    client, exporter = _app()
+    client.post("/marked", json=body)
+    fast = list(_server_span(exporter).items())
+    assert otelml_fastapi._stats["recorded"] > 0
+    monkeypatch.setattr(otelml_fastapi, "_record_row", lambda *args: False)
+    client, exporter = _app()
+    client.post("/marked", json=body)
+    assert list(_server_span(exporter).items()) == fast  # same keys, values and order

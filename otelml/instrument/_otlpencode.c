@@ -1,0 +1,684 @@
+/*
+ * _otlpencode: OpenTelemetry SDK spans -> the bytes of an OTLP ExportTraceServiceRequest.
+ *
+ * Why C: the SDK's encoder builds one protobuf object per attribute, array element, event and
+ * link, then serialises them: ~50-90 us per span with 20 feature attributes, paid in the
+ * export thread of the model service (it holds the GIL the request path needs). This writes
+ * the wire format straight from the span objects into one buffer.
+ *
+ * Contract: the bytes equal the installed SDK encoder's `encode_spans(spans).SerializeToString()`.
+ * The SDK changed what it writes over its versions, so `mode` (bits, below) says which fields
+ * to write; otelml.instrument.encoder finds the mode the installed SDK matches by comparing
+ * bytes once. Anything this encoder does not reproduce exactly (a value type it does not
+ * know, an integer beyond int64, a string that is not UTF-8 encodable, a null where the SDK
+ * cannot send one) raises `Unsupported`, and the caller uses the SDK's encoder for that batch.
+ *
+ * Field order is ascending field number, as upb and the pure-Python protobuf serialise. Lengths
+ * of nested messages are written after their content: one byte is reserved and the content
+ * moved when its length needs a longer varint.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* mode bits: which fields the installed SDK writes */
+enum {
+    M_FLAGS = 1,       /* Span.flags, Link.flags (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE / IS_REMOTE) */
+    M_SCHEMA = 2,      /* ResourceSpans.schema_url, ScopeSpans.schema_url */
+    M_SCOPE_ATTRS = 4, /* InstrumentationScope.attributes */
+    M_NULLS = 8,       /* None (as an attribute or array element) -> an empty AnyValue */
+    M_BYTES = 16,      /* bytes -> AnyValue.bytes_value */
+};
+
+#define MAX_DEPTH 16
+
+static PyObject *Unsupported;
+static PyObject *shift64; /* the int 64 */
+
+/* interned attribute names */
+static PyObject *s_attributes, *s_schema_url, *s_name, *s_version, *s_get_span_context,
+    *s_trace_id, *s_span_id, *s_trace_state, *s_parent, *s_kind, *s_value, *s_start_time,
+    *s_end_time, *s_events, *s_links, *s_status, *s_dropped_attributes, *s_dropped_events,
+    *s_dropped_links, *s_is_remote, *s_timestamp, *s_context, *s_status_code, *s_description,
+    *s_dropped, *s__attributes, *s__dict;
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_grow(Buf *b, size_t extra) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_reserve(Buf *b, size_t extra) {
+    return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
+}
+
+static inline int put_varint(Buf *b, uint64_t v) {
+    if (buf_reserve(b, 10)) return -1;
+    unsigned char *p = (unsigned char *)b->data + b->len;
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    b->len = (size_t)((char *)p - b->data);
+    return 0;
+}
+
+static inline int put_raw(Buf *b, const void *src, size_t n) {
+    if (buf_reserve(b, n)) return -1;
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static inline int put_fixed64(Buf *b, uint64_t v) {
+    unsigned char out[8];
+    for (int i = 0; i < 8; i++) out[i] = (unsigned char)(v >> (8 * i));
+    return put_raw(b, out, 8);
+}
+
+static inline int put_fixed32(Buf *b, uint32_t v) {
+    unsigned char out[4];
+    for (int i = 0; i < 4; i++) out[i] = (unsigned char)(v >> (8 * i));
+    return put_raw(b, out, 4);
+}
+
+static inline int put_len_field(Buf *b, uint32_t tag, const char *data, size_t n) {
+    if (put_varint(b, tag) || put_varint(b, n)) return -1;
+    return put_raw(b, data, n);
+}
+
+/* A nested message: tag and one reserved length byte now, the length once its content is. */
+static inline int begin(Buf *b, uint32_t tag, size_t *mark) {
+    if (put_varint(b, tag) || buf_reserve(b, 1)) return -1;
+    *mark = b->len++;
+    return 0;
+}
+
+static int end(Buf *b, size_t mark) {
+    size_t n = b->len - mark - 1;
+    if (n < 0x80) {
+        b->data[mark] = (char)n;
+        return 0;
+    }
+    size_t width = 1;
+    for (size_t v = n; v >= 0x80; v >>= 7) width++;
+    if (buf_reserve(b, width - 1)) return -1;
+    memmove(b->data + mark + width, b->data + mark + 1, n);
+    unsigned char *p = (unsigned char *)b->data + mark;
+    size_t v = n;
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p = (unsigned char)v;
+    b->len += width - 1;
+    return 0;
+}
+
+static int unsupported(const char *what) {
+    PyErr_SetString(Unsupported, what);
+    return -1;
+}
+
+/* A str as UTF-8; a str that cannot be encoded (lone surrogates) is the SDK's to handle. */
+static int utf8(PyObject *s, const char **data, Py_ssize_t *n) {
+    if (!PyUnicode_Check(s)) return unsupported("not a str");
+    *data = PyUnicode_AsUTF8AndSize(s, n);
+    if (*data == NULL) {
+        PyErr_Clear();
+        return unsupported("str not encodable as UTF-8");
+    }
+    return 0;
+}
+
+/* A proto3 string field: omitted when empty; None = unset. */
+static int put_string_field(Buf *b, uint32_t tag, PyObject *s) {
+    if (s == Py_None) return 0;
+    const char *data;
+    Py_ssize_t n;
+    if (utf8(s, &data, &n)) return -1;
+    return n ? put_len_field(b, tag, data, (size_t)n) : 0;
+}
+
+/* A proto3 integer: None or 0 = omitted. */
+static int as_u64(PyObject *v, uint64_t *out) {
+    if (v == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    if (!PyLong_Check(v)) return unsupported("not an int");
+    unsigned long long x = PyLong_AsUnsignedLongLong(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return unsupported("int out of range");
+    }
+    *out = x;
+    return 0;
+}
+
+static int put_uint_field(Buf *b, uint32_t tag, PyObject *v, uint64_t max) {
+    uint64_t x;
+    if (as_u64(v, &x)) return -1;
+    if (x > max) return unsupported("int out of range");
+    if (x == 0) return 0;
+    return put_varint(b, tag) || put_varint(b, x) ? -1 : 0;
+}
+
+/* An attribute holding an int: a trace id (16 bytes) or span id (8), big-endian, as the SDK's
+ * int.to_bytes writes it; out of range is the SDK's to report. */
+static int put_id_field(Buf *b, uint32_t tag, PyObject *owner, PyObject *name, size_t width) {
+    PyObject *v = PyObject_GetAttr(owner, name);
+    if (v == NULL) return -1;
+    if (!PyLong_Check(v)) {
+        Py_DECREF(v);
+        return unsupported("id not an int");
+    }
+    unsigned long long high = 0, low;
+    if (width == 16) {
+        low = PyLong_AsUnsignedLongLongMask(v);
+        PyObject *top = PyNumber_Rshift(v, shift64);
+        if (top == NULL) {
+            Py_DECREF(v);
+            return -1;
+        }
+        high = PyLong_AsUnsignedLongLong(top);
+        Py_DECREF(top);
+    } else {
+        low = PyLong_AsUnsignedLongLong(v);
+    }
+    Py_DECREF(v);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return unsupported("id out of range");
+    }
+    unsigned char out[16];
+    size_t at = 0;
+    if (width == 16)
+        for (int i = 7; i >= 0; i--) out[at++] = (unsigned char)(high >> (8 * i));
+    for (int i = 7; i >= 0; i--) out[at++] = (unsigned char)(low >> (8 * i));
+    return put_len_field(b, tag, (const char *)out, width);
+}
+
+static int put_any_value(Buf *b, PyObject *value, int mode, int depth);
+
+static int put_array(Buf *b, PyObject *seq, int mode, int depth) {
+    size_t mark;
+    if (begin(b, (5 << 3) | 2, &mark)) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        size_t inner;
+        if (begin(b, (1 << 3) | 2, &inner) || put_any_value(b, items[i], mode, depth + 1) ||
+            end(b, inner))
+            return -1;
+    }
+    return end(b, mark);
+}
+
+/* AnyValue's content (its fields are a oneof: written even when they hold the default). */
+static int put_any_value(Buf *b, PyObject *value, int mode, int depth) {
+    if (depth > MAX_DEPTH) return unsupported("nested too deep");
+    if (value == Py_None) {
+        return (mode & M_NULLS) ? 0 : unsupported("null value");
+    }
+    if (PyBool_Check(value)) {
+        return put_varint(b, (2 << 3) | 0) || put_varint(b, value == Py_True) ? -1 : 0;
+    }
+    if (PyUnicode_Check(value)) {
+        const char *data;
+        Py_ssize_t n;
+        if (utf8(value, &data, &n)) return -1;
+        return put_len_field(b, (1 << 3) | 2, data, (size_t)n);
+    }
+    if (PyLong_Check(value)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) return unsupported("int beyond int64");
+        if (x == -1 && PyErr_Occurred()) return -1;
+        return put_varint(b, (3 << 3) | 0) || put_varint(b, (uint64_t)x) ? -1 : 0;
+    }
+    if (PyFloat_Check(value)) {
+        double d = PyFloat_AsDouble(value);
+        if (d == -1.0 && PyErr_Occurred()) return -1;
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        return put_varint(b, (4 << 3) | 1) || put_fixed64(b, bits) ? -1 : 0;
+    }
+    if (PyBytes_Check(value)) {
+        if (!(mode & M_BYTES)) return unsupported("bytes value");
+        return put_len_field(b, (7 << 3) | 2, PyBytes_AS_STRING(value),
+                             (size_t)PyBytes_GET_SIZE(value));
+    }
+    if (PyTuple_Check(value) || PyList_Check(value)) return put_array(b, value, mode, depth);
+    return unsupported("value type");
+}
+
+static int put_key_value(Buf *b, uint32_t tag, PyObject *key, PyObject *value, int mode) {
+    size_t mark, inner;
+    const char *data;
+    Py_ssize_t klen;
+    if (begin(b, tag, &mark) || utf8(key, &data, &klen) ||
+        (klen && put_len_field(b, (1 << 3) | 2, data, (size_t)klen)) ||
+        begin(b, (2 << 3) | 2, &inner) || put_any_value(b, value, mode, 0) || end(b, inner) ||
+        end(b, mark))
+        return -1;
+    return 0;
+}
+
+/* repeated KeyValue `tag` from a mapping (dict, BoundedAttributes, mappingproxy) or None. */
+static int put_attributes(Buf *b, uint32_t tag, PyObject *mapping, int mode) {
+    if (mapping == Py_None) return 0;
+    PyObject *owned = NULL;
+    if (!PyDict_CheckExact(mapping)) {
+        /* The SDK's BoundedAttributes is a Python MutableMapping (items() walks it with a lock
+         * per key); the plain dict `_dict` it keeps holds the same items in the same order. */
+        owned = PyObject_GetAttr(mapping, s__dict);
+        if (owned == NULL || !PyDict_CheckExact(owned)) {
+            PyErr_Clear();
+            Py_CLEAR(owned);
+        }
+    }
+    PyObject *dict = owned ? owned : (PyDict_CheckExact(mapping) ? mapping : NULL);
+    int rc = 0;
+    if (dict != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (rc == 0 && PyDict_Next(dict, &pos, &key, &value))
+            rc = put_key_value(b, tag, key, value, mode);
+        Py_XDECREF(owned);
+        return rc;
+    }
+    /* Any other mapping (an OrderedDict, a mappingproxy): its own items(), in its order. */
+    PyObject *items = PyMapping_Items(mapping);
+    if (items == NULL) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *pair = PyList_GET_ITEM(items, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2)
+            rc = unsupported("mapping item");
+        else
+            rc = put_key_value(b, tag, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), mode);
+    }
+    Py_DECREF(items);
+    return rc;
+}
+
+static int put_attr_attributes(Buf *b, uint32_t tag, PyObject *owner, int mode) {
+    /* ReadableSpan.attributes wraps `_attributes` in a mappingproxy: read what it wraps. */
+    PyObject *attributes = PyObject_GetAttr(owner, s__attributes);
+    if (attributes == NULL) {
+        PyErr_Clear();
+        attributes = PyObject_GetAttr(owner, s_attributes);
+    }
+    if (attributes == NULL) return -1;
+    int rc = put_attributes(b, tag, attributes, mode);
+    Py_DECREF(attributes);
+    return rc;
+}
+
+/* An object's attribute, written as a proto3 uint32 / string / fixed64 field. */
+static int put_attr_uint(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(owner, name);
+    if (v == NULL) return -1;
+    int rc = put_uint_field(b, tag, v, UINT32_MAX);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int put_attr_string(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(owner, name);
+    if (v == NULL) return -1;
+    int rc = put_string_field(b, tag, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int put_attr_fixed64(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(owner, name);
+    if (v == NULL) return -1;
+    uint64_t x;
+    int rc = as_u64(v, &x);
+    Py_DECREF(v);
+    if (rc) return -1;
+    if (x == 0) return 0;
+    return put_varint(b, tag) || put_fixed64(b, x) ? -1 : 0;
+}
+
+/* Dropped attributes of an event or link: `.dropped_attributes` where the SDK has it, else
+ * the BoundedAttributes' `.dropped` (what older SDKs encode). */
+static int put_dropped_attributes(Buf *b, uint32_t tag, PyObject *owner) {
+    PyObject *v = PyObject_GetAttr(owner, s_dropped_attributes);
+    if (v == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear();
+        PyObject *attributes = PyObject_GetAttr(owner, s_attributes);
+        if (attributes == NULL) return -1;
+        v = PyObject_GetAttr(attributes, s_dropped);
+        Py_DECREF(attributes);
+        if (v == NULL) return -1;
+    }
+    int rc = put_uint_field(b, tag, v, UINT32_MAX);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK, | IS_REMOTE when `context` is a remote one. */
+static int span_flags(PyObject *context, uint32_t *flags) {
+    *flags = 0x100;
+    if (context == Py_None) return 0;
+    PyObject *remote = PyObject_GetAttr(context, s_is_remote);
+    if (remote == NULL) return -1;
+    int truth = PyObject_IsTrue(remote);
+    Py_DECREF(remote);
+    if (truth < 0) return -1;
+    if (truth) *flags |= 0x200;
+    return 0;
+}
+
+static int put_trace_state(Buf *b, PyObject *context) {
+    PyObject *state = PyObject_GetAttr(context, s_trace_state);
+    if (state == NULL) return -1;
+    if (state == Py_None) {
+        Py_DECREF(state);
+        return 0;
+    }
+    PyObject *items = PyMapping_Items(state);
+    Py_DECREF(state);
+    if (items == NULL) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    int rc = 0;
+    if (n > 0) {
+        size_t mark;
+        rc = begin(b, (3 << 3) | 2, &mark);
+        for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+            PyObject *pair = PyList_GET_ITEM(items, i);
+            const char *k, *v;
+            Py_ssize_t kn, vn;
+            if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
+                !PyUnicode_Check(PyTuple_GET_ITEM(pair, 1))) {
+                rc = unsupported("trace state entry");
+                break;
+            }
+            if (utf8(PyTuple_GET_ITEM(pair, 0), &k, &kn) ||
+                utf8(PyTuple_GET_ITEM(pair, 1), &v, &vn) || (i && put_raw(b, ",", 1)) ||
+                put_raw(b, k, (size_t)kn) || put_raw(b, "=", 1) || put_raw(b, v, (size_t)vn))
+                rc = -1;
+        }
+        if (rc == 0) rc = end(b, mark); /* never empty: every entry has its "=" */
+    }
+    Py_DECREF(items);
+    return rc;
+}
+
+static int put_events(Buf *b, PyObject *span, int mode) {
+    PyObject *events = PyObject_GetAttr(span, s_events);
+    if (events == NULL) return -1;
+    PyObject *seq = PySequence_Fast(events, "events");
+    Py_DECREF(events);
+    if (seq == NULL) return -1;
+    int rc = 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *event = PySequence_Fast_GET_ITEM(seq, i);
+        size_t mark;
+        if (begin(b, (11 << 3) | 2, &mark) ||
+            put_attr_fixed64(b, (1 << 3) | 1, event, s_timestamp) ||
+            put_attr_string(b, (2 << 3) | 2, event, s_name) ||
+            put_attr_attributes(b, (3 << 3) | 2, event, mode) ||
+            put_dropped_attributes(b, (4 << 3) | 0, event) || end(b, mark))
+            rc = -1;
+    }
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int put_link(Buf *b, PyObject *link, int mode) {
+    PyObject *context = PyObject_GetAttr(link, s_context);
+    if (context == NULL) return -1;
+    size_t mark;
+    int rc = -1;
+    uint32_t flags;
+    if (begin(b, (13 << 3) | 2, &mark) == 0 &&
+        put_id_field(b, (1 << 3) | 2, context, s_trace_id, 16) == 0 &&
+        put_id_field(b, (2 << 3) | 2, context, s_span_id, 8) == 0 &&
+        put_attr_attributes(b, (4 << 3) | 2, link, mode) == 0 &&
+        put_dropped_attributes(b, (5 << 3) | 0, link) == 0 &&
+        (!(mode & M_FLAGS) ||
+         (span_flags(context, &flags) == 0 && put_varint(b, (6 << 3) | 5) == 0 &&
+          put_fixed32(b, flags) == 0)) &&
+        end(b, mark) == 0)
+        rc = 0;
+    Py_DECREF(context);
+    return rc;
+}
+
+static int put_links(Buf *b, PyObject *span, int mode) {
+    PyObject *links = PyObject_GetAttr(span, s_links);
+    if (links == NULL) return -1;
+    PyObject *seq = PySequence_Fast(links, "links");
+    Py_DECREF(links);
+    if (seq == NULL) return -1;
+    int rc = 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++)
+        rc = put_link(b, PySequence_Fast_GET_ITEM(seq, i), mode);
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int put_status(Buf *b, PyObject *span) {
+    PyObject *status = PyObject_GetAttr(span, s_status);
+    if (status == NULL) return -1;
+    int rc = 0;
+    if (status != Py_None) {
+        size_t mark;
+        PyObject *code = NULL, *code_value = NULL;
+        rc = -1;
+        if (begin(b, (15 << 3) | 2, &mark) == 0 &&
+            put_attr_string(b, (2 << 3) | 2, status, s_description) == 0 &&
+            (code = PyObject_GetAttr(status, s_status_code)) != NULL &&
+            (code_value = PyObject_GetAttr(code, s_value)) != NULL &&
+            put_uint_field(b, (3 << 3) | 0, code_value, INT32_MAX) == 0 && end(b, mark) == 0)
+            rc = 0;
+        Py_XDECREF(code);
+        Py_XDECREF(code_value);
+    }
+    Py_DECREF(status);
+    return rc;
+}
+
+static int put_kind(Buf *b, PyObject *span) {
+    PyObject *kind = PyObject_GetAttr(span, s_kind);
+    if (kind == NULL) return -1;
+    PyObject *value = PyObject_GetAttr(kind, s_value);
+    Py_DECREF(kind);
+    if (value == NULL) return -1;
+    long k = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+    Py_DECREF(value);
+    if (k < 0 || k > 4) {
+        PyErr_Clear();
+        return unsupported("span kind");
+    }
+    /* API SpanKind INTERNAL=0 … CONSUMER=4; OTLP SPAN_KIND_INTERNAL=1 … CONSUMER=5 */
+    return put_varint(b, (6 << 3) | 0) || put_varint(b, (uint64_t)k + 1) ? -1 : 0;
+}
+
+static int put_span(Buf *b, PyObject *span, int mode) {
+    PyObject *context = PyObject_CallMethodNoArgs(span, s_get_span_context);
+    if (context == NULL) return -1;
+    PyObject *parent = PyObject_GetAttr(span, s_parent);
+    if (parent == NULL) {
+        Py_DECREF(context);
+        return -1;
+    }
+    size_t mark;
+    uint32_t flags = 0;
+    int rc = -1;
+    if (begin(b, (2 << 3) | 2, &mark) == 0 &&
+        put_id_field(b, (1 << 3) | 2, context, s_trace_id, 16) == 0 &&
+        put_id_field(b, (2 << 3) | 2, context, s_span_id, 8) == 0 &&
+        put_trace_state(b, context) == 0 &&
+        (parent == Py_None || put_id_field(b, (4 << 3) | 2, parent, s_span_id, 8) == 0) &&
+        put_attr_string(b, (5 << 3) | 2, span, s_name) == 0 && put_kind(b, span) == 0 &&
+        put_attr_fixed64(b, (7 << 3) | 1, span, s_start_time) == 0 &&
+        put_attr_fixed64(b, (8 << 3) | 1, span, s_end_time) == 0 &&
+        put_attr_attributes(b, (9 << 3) | 2, span, mode) == 0 &&
+        put_attr_uint(b, (10 << 3) | 0, span, s_dropped_attributes) == 0 &&
+        put_events(b, span, mode) == 0 &&
+        put_attr_uint(b, (12 << 3) | 0, span, s_dropped_events) == 0 &&
+        put_links(b, span, mode) == 0 &&
+        put_attr_uint(b, (14 << 3) | 0, span, s_dropped_links) == 0 && put_status(b, span) == 0 &&
+        (!(mode & M_FLAGS) ||
+         (span_flags(parent, &flags) == 0 && put_varint(b, (16 << 3) | 5) == 0 &&
+          put_fixed32(b, flags) == 0)) &&
+        end(b, mark) == 0)
+        rc = 0;
+    Py_DECREF(context);
+    Py_DECREF(parent);
+    return rc;
+}
+
+static int put_scope(Buf *b, PyObject *scope, int mode) {
+    size_t mark;
+    if (begin(b, (1 << 3) | 2, &mark)) return -1;
+    if (scope != Py_None) {
+        if (put_attr_string(b, (1 << 3) | 2, scope, s_name) ||
+            put_attr_string(b, (2 << 3) | 2, scope, s_version))
+            return -1;
+        if (mode & M_SCOPE_ATTRS) {
+            PyObject *attributes = PyObject_GetAttr(scope, s_attributes);
+            if (attributes == NULL) return -1;
+            int rc = put_attributes(b, (3 << 3) | 2, attributes, mode);
+            Py_DECREF(attributes);
+            if (rc) return -1;
+        }
+    }
+    return end(b, mark);
+}
+
+static int put_schema_url(Buf *b, PyObject *owner, int mode) {
+    if (!(mode & M_SCHEMA) || owner == Py_None) return 0;
+    return put_attr_string(b, (3 << 3) | 2, owner, s_schema_url);
+}
+
+/* One ResourceSpans: (resource, [(scope or None, [span, ...]), ...]). */
+static int put_resource_spans(Buf *b, PyObject *group, int mode) {
+    if (!PyTuple_Check(group) || PyTuple_GET_SIZE(group) != 2 ||
+        !PyList_Check(PyTuple_GET_ITEM(group, 1))) {
+        PyErr_SetString(PyExc_TypeError, "expected (resource, [(scope, [spans])])");
+        return -1;
+    }
+    PyObject *resource = PyTuple_GET_ITEM(group, 0);
+    PyObject *scopes = PyTuple_GET_ITEM(group, 1);
+    size_t mark, inner;
+    if (begin(b, (1 << 3) | 2, &mark) || begin(b, (1 << 3) | 2, &inner) ||
+        put_attr_attributes(b, (1 << 3) | 2, resource, mode) || end(b, inner))
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scopes); i++) {
+        PyObject *entry = PyList_GET_ITEM(scopes, i);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 ||
+            !PyList_Check(PyTuple_GET_ITEM(entry, 1))) {
+            PyErr_SetString(PyExc_TypeError, "expected (scope, [spans])");
+            return -1;
+        }
+        PyObject *scope = PyTuple_GET_ITEM(entry, 0);
+        PyObject *spans = PyTuple_GET_ITEM(entry, 1);
+        size_t scope_mark;
+        if (begin(b, (2 << 3) | 2, &scope_mark) || put_scope(b, scope, mode)) return -1;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(spans); j++)
+            if (put_span(b, PyList_GET_ITEM(spans, j), mode)) return -1;
+        if (put_schema_url(b, scope, mode) || end(b, scope_mark)) return -1;
+    }
+    if (put_schema_url(b, resource, mode)) return -1;
+    return end(b, mark);
+}
+
+static PyObject *encode(PyObject *self, PyObject *args) {
+    PyObject *groups;
+    int mode;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &groups, &mode)) return NULL;
+    Buf b = {NULL, 0, 0};
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(groups); i++) {
+        if (put_resource_spans(&b, PyList_GET_ITEM(groups, i), mode)) {
+            free(b.data);
+            return NULL;
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(b.data ? b.data : "", (Py_ssize_t)b.len);
+    free(b.data);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"encode", encode, METH_VARARGS,
+     "encode(groups, mode) -> bytes: an ExportTraceServiceRequest of "
+     "[(resource, [(scope, [span, ...]), ...]), ...]; raises Unsupported where the SDK's "
+     "encoder must be used."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_otlpencode", "OTLP span encoder.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+#define INTERN(var, text)                                   \
+    do {                                                    \
+        if ((var = PyUnicode_InternFromString(text)) == NULL) \
+            return NULL;                                    \
+    } while (0)
+
+PyMODINIT_FUNC PyInit__otlpencode(void) {
+    INTERN(s_attributes, "attributes");
+    INTERN(s_schema_url, "schema_url");
+    INTERN(s_name, "name");
+    INTERN(s_version, "version");
+    INTERN(s_get_span_context, "get_span_context");
+    INTERN(s_trace_id, "trace_id");
+    INTERN(s_span_id, "span_id");
+    INTERN(s_trace_state, "trace_state");
+    INTERN(s_parent, "parent");
+    INTERN(s_kind, "kind");
+    INTERN(s_value, "value");
+    INTERN(s_start_time, "start_time");
+    INTERN(s_end_time, "end_time");
+    INTERN(s_events, "events");
+    INTERN(s_links, "links");
+    INTERN(s_status, "status");
+    INTERN(s_dropped_attributes, "dropped_attributes");
+    INTERN(s_dropped_events, "dropped_events");
+    INTERN(s_dropped_links, "dropped_links");
+    INTERN(s_is_remote, "is_remote");
+    INTERN(s_timestamp, "timestamp");
+    INTERN(s_context, "context");
+    INTERN(s_status_code, "status_code");
+    INTERN(s_description, "description");
+    INTERN(s_dropped, "dropped");
+    INTERN(s__attributes, "_attributes");
+    INTERN(s__dict, "_dict");
+    if ((shift64 = PyLong_FromLong(64)) == NULL) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Unsupported = PyErr_NewException("_otlpencode.Unsupported", PyExc_ValueError, NULL);
+    if (Unsupported == NULL || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

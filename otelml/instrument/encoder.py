@@ -1,0 +1,224 @@
+"""Spans → OTLP request bytes: the native encoder where it writes exactly the installed SDK's
+bytes, the SDK's own encoder everywhere else.
+
+The SDK's encoder builds a protobuf object per attribute and array element (~50–90 µs per
+span with 20 features, in the export thread, holding the GIL the request path needs); the C
+encoder (`_otlpencode.c`) writes the wire format straight from the spans. What the SDK writes
+changed over its versions (span flags, schema URLs, scope attributes, nulls), so the first use
+encodes probe spans both ways and keeps the native encoder only in the mode whose bytes are
+the SDK's. A batch the native encoder cannot reproduce (a value type it does not know, an
+integer beyond int64, a null where the installed SDK cannot send one …) goes to the SDK's
+encoder, counted in `stats()`. `OTELML_NATIVE_ENCODER=0` turns the native encoder off.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as _sdk_encode_spans,
+)
+from opentelemetry.sdk.trace import ReadableSpan
+
+try:
+    from otelml.instrument import _otlpencode  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: the SDK's encoder does the work
+    _otlpencode = None
+
+_log = logging.getLogger("otelml.instrument.encoder")
+_stats: Counter[str] = Counter()
+
+# Mode bits of _otlpencode.c: which fields the installed SDK writes.
+FLAGS, SCHEMA, SCOPE_ATTRIBUTES, NULLS, BYTES = 1, 2, 4, 8, 16
+
+
+def stats() -> dict[str, int]:
+    """Batches encoded natively (`native`) and by the SDK (`sdk:<reason>`) in this process."""
+    return dict(_stats)
+
+
+def sdk_encode(spans: Sequence[ReadableSpan]) -> bytes:
+    """The SDK's own bytes for `spans`."""
+    return bytes(_sdk_encode_spans(spans).SerializeToString())
+
+
+def native_encode(spans: Sequence[ReadableSpan], mode: int) -> bytes:
+    """The native encoder's bytes in `mode`; raises `Unsupported` (a ValueError) where it
+    cannot write what the SDK would."""
+    if _otlpencode is None:
+        raise RuntimeError("otelml was built without its C extension")
+    return bytes(_otlpencode.encode(_groups(spans), mode))
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ExportTraceServiceRequest of `spans`, byte for byte what the installed SDK writes."""
+    mode = native_mode()
+    if mode is not None:
+        try:
+            payload = native_encode(spans, mode)
+        except _otlpencode.Unsupported as unsupported:
+            _stats[f"sdk:{unsupported}"] += 1
+        else:
+            _stats["native"] += 1
+            return payload
+    else:
+        _stats["sdk:no_native_mode"] += 1
+    return sdk_encode(spans)
+
+
+def _groups(spans: Sequence[ReadableSpan]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
+    """Spans by resource, then by instrumentation scope, in first-seen order — the SDK's
+    grouping (resources and scopes compared by equality, not identity). Consecutive spans of
+    one resource and scope (the usual batch) skip the dictionaries: a Resource hashes by
+    serialising its attributes."""
+    groups: dict[Any, dict[Any, list[Any]]] = {}
+    last_resource: Any = object()
+    last_scope: Any = object()
+    current: list[Any] = []
+    for span in spans:
+        resource = span.resource
+        scope = span.instrumentation_scope or None
+        if resource is not last_resource or scope is not last_scope:
+            current = groups.setdefault(resource, {}).setdefault(scope, [])
+            last_resource, last_scope = resource, scope
+        current.append(span)
+    return [(resource, list(scopes.items())) for resource, scopes in groups.items()]
+
+
+@functools.cache
+def native_mode() -> int | None:
+    """The mode in which the native encoder writes the installed SDK's bytes (found once), or
+    None: then every batch goes to the SDK's encoder."""
+    if _otlpencode is None or os.environ.get("OTELML_NATIVE_ENCODER", "1").strip() == "0":
+        return None
+    try:
+        return calibrate()
+    except Exception as error:  # a probe we cannot even build: never fail the app for it
+        _log.debug("native OTLP encoder off: %s", error)
+        return None
+
+
+def calibrate() -> int | None:
+    """Compare both encoders on probe spans; the first mode that matches them all."""
+    base = _probe_spans(nulls=False, raw_bytes=False)
+    mode = next(
+        (
+            candidate
+            for candidate in range((FLAGS | SCHEMA | SCOPE_ATTRIBUTES) + 1)
+            if _matches(base, candidate)
+        ),
+        None,
+    )
+    if mode is None:
+        return None
+    with _quiet_sdk_encoder():  # SDKs that cannot send a null log an exception for it
+        if _matches(_probe_spans(nulls=True, raw_bytes=False), mode | NULLS):
+            mode |= NULLS
+        if _matches(_probe_spans(nulls=False, raw_bytes=True), mode | BYTES):
+            mode |= BYTES
+    return mode
+
+
+def _matches(spans: Sequence[ReadableSpan], mode: int) -> bool:
+    try:
+        expected = sdk_encode(spans)
+    except Exception:
+        return False
+    try:
+        return native_encode(spans, mode) == expected
+    except Exception:  # e.g. a field this SDK's objects do not have: not this mode
+        return False
+
+
+@contextmanager
+def _quiet_sdk_encoder() -> Iterator[None]:
+    logger = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
+def _probe_spans(nulls: bool, raw_bytes: bool) -> list[ReadableSpan]:
+    """Spans with every field the SDK encodes: all attribute types and arrays, events, links,
+    a remote parent, trace state, an error status, resource and scope schema URLs."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.trace import (
+        Link,
+        NonRecordingSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TraceState,
+        set_span_in_context,
+    )
+
+    finished: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            finished.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    resource = Resource({"service.name": "probe", "probe.n": 3}, "https://probe/resource")
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(Keep()))
+    options: dict[str, Any] = {"schema_url": "https://probe/scope"}
+    if "attributes" in inspect.signature(provider.get_tracer).parameters:
+        options["attributes"] = {"scope.flag": True}
+    tracer = provider.get_tracer("probe", "1.2", **options)
+    remote = SpanContext(
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=TraceFlags(1),
+        trace_state=TraceState([("vendor", "a1"), ("other", "b2")]),
+    )
+    attributes: dict[str, Any] = {
+        "s": "é ✓",
+        "empty": "",
+        "t": True,
+        "f": False,
+        "i": -7,
+        "big": 2**62,
+        "zero": 0,
+        "d": 0.25,
+        "nan": float("nan"),
+        "ss": ["a", "", "c"],
+        "bs": [True, False],
+        "is": [1, -2, 3],
+        "ds": [1.5, -0.0],
+        "none": [],
+    }
+    if nulls:
+        attributes["nullable"] = ["a", None]
+    if raw_bytes:
+        attributes["raw"] = b"ok\x00"  # valid UTF-8: SDKs that decode bytes do so quietly
+    link = Link(SpanContext(0x1, 0x2, is_remote=False), {"link.k": "v", "link.n": 2})
+    with tracer.start_as_current_span(
+        "probe-server",
+        context=set_span_in_context(NonRecordingSpan(remote)),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        links=[link],
+    ) as span:
+        span.add_event("event", {"e.k": 1.5, "e.l": ["x"]}, timestamp=1_700_000_000_000_000_001)
+        span.set_status(Status(StatusCode.ERROR, "probe failed"))
+        with tracer.start_as_current_span("probe-child", kind=SpanKind.CLIENT):
+            pass
+    tracer.start_span("probe-root", kind=SpanKind.CONSUMER).end()
+    provider.shutdown()
+    return finished
