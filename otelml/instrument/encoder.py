@@ -35,6 +35,12 @@ except ImportError:  # built without a C compiler: the SDK's encoder does the wo
 _log = logging.getLogger("otelml.instrument.encoder")
 _stats: Counter[str] = Counter()
 
+
+def compiled() -> bool:
+    """Whether the C encoder was built (without a compiler, the SDK's encoder does all)."""
+    return _otlpencode is not None
+
+
 # Mode bits of _otlpencode.c: which fields the installed SDK writes.
 FLAGS, SCHEMA, SCOPE_ATTRIBUTES, NULLS, BYTES = 1, 2, 4, 8, 16
 

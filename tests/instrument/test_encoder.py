@@ -40,9 +40,9 @@ from tests.environments import SDK_FLOOR, require
 
 ROOT = Path(__file__).resolve().parents[2]
 
-if encoder._otlpencode is None and os.environ.get("OTELML_REQUIRE_NATIVE"):
+if not encoder.compiled() and os.environ.get("OTELML_REQUIRE_NATIVE"):
     pytest.fail("the C span encoder was not built (make test requires it)", pytrace=False)
-pytestmark = pytest.mark.skipif(encoder._otlpencode is None, reason="C span encoder not built")
+pytestmark = pytest.mark.skipif(not encoder.compiled(), reason="C span encoder not built")
 
 
 class Keep(SpanExporter):
