@@ -7,6 +7,8 @@ A missing environment skips those tests on a developer's machine, and fails them
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,14 @@ def require(python: Path, made_by: str) -> str:
     if os.environ.get("OTELML_REQUIRE_ALL") or os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def example_reference(directory: Path) -> Path:
+    """The examples' reference profile, written by their train.py as their READMEs run it."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "bentoml_service" / "train.py"), str(directory)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return directory / "reference.json"

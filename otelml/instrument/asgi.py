@@ -124,33 +124,26 @@ class ServerSpanMiddleware:
         method: str = scope.get("method", "")
         sanitized = _sanitize_method(method) if method else ""
         attributes: dict[str, Any] = {}
+
+        def both(old_key: str, new_key: str, value: Any) -> None:
+            """One value under the old semantic-convention name, the new one, or both."""
+            if old:
+                attributes[old_key] = value
+            if new:
+                attributes[new_key] = value
+
         if scheme:
-            if old:
-                attributes["http.scheme"] = scheme
-            if new:
-                attributes["url.scheme"] = scheme
+            both("http.scheme", "url.scheme", scheme)
         if server_host:
-            if old:
-                attributes["http.host"] = server_host
-            if new:
-                attributes["server.address"] = server_host
+            both("http.host", "server.address", server_host)
         if port:
-            if old:
-                attributes["net.host.port"] = int(port)
-            if new:
-                attributes["server.port"] = int(port)
+            both("net.host.port", "server.port", int(port))
         if version:
-            if old:
-                attributes["http.flavor"] = version
-            if new:
-                attributes["network.protocol.version"] = version
+            both("http.flavor", "network.protocol.version", version)
         if path:
-            if old:
-                attributes["http.target"] = path
-            if new:
-                attributes["url.path"] = path
-                if query:
-                    attributes["url.query"] = query
+            both("http.target", "url.path", path)
+            if new and query:
+                attributes["url.query"] = query
         if old:
             url = (
                 scope.get("scheme", "http") + "://" + (host or server_host) + scope.get("path", "")
@@ -172,21 +165,14 @@ class ServerSpanMiddleware:
         if host is not None and old:
             attributes["http.server_name"] = host
         if agent:
-            if old:
-                attributes["http.user_agent"] = agent
-            if new:
-                attributes["user_agent.original"] = agent
+            both("http.user_agent", "user_agent.original", agent)
             synthetic = _synthetic(agent)
             if synthetic:
                 attributes["user_agent.synthetic.type"] = synthetic
         client = scope.get("client")
         if client is not None:
-            if old:
-                attributes["net.peer.ip"] = client[0]
-                attributes["net.peer.port"] = int(client[1])
-            if new:
-                attributes["client.address"] = client[0]
-                attributes["client.port"] = int(client[1])
+            both("net.peer.ip", "client.address", client[0])
+            both("net.peer.port", "client.port", int(client[1]))
         return attributes, sanitized
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

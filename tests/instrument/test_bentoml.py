@@ -17,7 +17,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,7 +35,7 @@ from sklearn.datasets import load_diabetes
 from otelml import profile, semconv
 from otelml.instrument import bentoml as otelml_bentoml
 from tests.conftest import forwarding_config, running_gateway
-from tests.environments import require
+from tests.environments import example_reference, require
 from tests.install.matrix import ROWS
 from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.prometheus_server import free_port
@@ -76,17 +75,6 @@ def bento_environment(name: str) -> Path:
     return venv
 
 
-def _reference(tmp_path: Path) -> Path:
-    """The example's own reference profile (its train.py, as its README runs it)."""
-    subprocess.run(
-        [sys.executable, str(EXAMPLE / "train.py"), str(tmp_path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return tmp_path / "reference.json"
-
-
 def _traceparent() -> tuple[str, dict[str, str]]:
     trace_id = secrets.token_hex(16)
     return trace_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
@@ -109,7 +97,7 @@ def test_bentoml_service_features_predictions_and_monitor_records(
     tmp_path: Path, environment: str
 ) -> None:
     venv = bento_environment(environment)
-    reference = _reference(tmp_path)
+    reference = example_reference(tmp_path)
     sink = Sink()
     config = forwarding_config(
         sink.endpoint,

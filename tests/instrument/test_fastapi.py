@@ -19,6 +19,7 @@ import pytest
 
 from otelml import profile
 from tests.conftest import forwarding_config, running_gateway
+from tests.environments import example_reference
 from tests.instrument.test_record_end_to_end import cumulative, wait_for
 from tests.sinks import GrpcSink
 
@@ -33,17 +34,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _reference(tmp_path: Path) -> Path:
-    """The example's own reference profile (its train.py, as its README runs it)."""
-    subprocess.run(
-        [sys.executable, str(EXAMPLE / "train.py"), str(tmp_path)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return tmp_path / "reference.json"
-
-
 def _traceparent() -> tuple[str, str]:
     trace_id = secrets.token_hex(16)
     return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-01"
@@ -51,7 +41,7 @@ def _traceparent() -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_fastapi_app_features_predictions_and_log_trace_links(tmp_path: Path) -> None:
-    reference = _reference(tmp_path)
+    reference = example_reference(tmp_path)
     sink = GrpcSink()
     config = forwarding_config(
         sink.endpoint,
