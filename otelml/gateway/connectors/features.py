@@ -293,7 +293,13 @@ class FeaturesConnector:
         layout = _uniform_layout(records, leaf_group) or _sorted_layout(
             records, record_group, leaf_group, key_series, len(groups)
         )
-        origin = Origin(records.trace_id, records.span_id, records.time_s)
+        origin = Origin(
+            records.trace_id,
+            records.span_id,
+            records.time_s,
+            records.context,
+            records.context_keys,
+        )
         self._observe_layout(layout, groups, key_series, records, origin)
         for group, model in enumerate(groups):
             profile = self.store.model_profile(model)
@@ -347,4 +353,8 @@ class FeaturesConnector:
             metric = overflow_metric(series, _sample_kind(obs.kind))
             self.store.budget.count_overflow(metric, obs.rows)
             return
-        distribution.observe(obs)
+        binned = distribution.observe(obs)
+        if binned is not None and model.segment is None:
+            self.store.slices.observe(
+                model, series, len(distribution.counts), binned, obs.strings, obs.origin
+            )

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml.gateway.drift import methods, scores
+from otelml.gateway.drift.attributor import Attributor
 from otelml.gateway.drift.exposition import drift_families
 from otelml.gateway.drift.rules import DriftSettings, ModelDrift, Rule, RuleLike
 from otelml.gateway.drift.verdict import DriftExemplar, Verdict
@@ -186,6 +187,17 @@ def _exemplar(distribution: object, contributions: npt.NDArray[np.float64]) -> D
     return None
 
 
+def _reference_rows(
+    table: DriftTable,
+) -> list[tuple[ModelKey, SeriesKey, npt.NDArray[np.float64]]]:
+    """The table's whole-model series with their reference counts (slices have none)."""
+    return [
+        (row.model, row.series, table.reference[i, : len(row.feature.counts)])
+        for i, row in enumerate(table.rows)
+        if row.model.segment is None
+    ]
+
+
 @dataclass
 class DriftEngine:
     """Owns the tables and the latest verdicts; `evaluate` is called by a timer (or a test)."""
@@ -194,6 +206,8 @@ class DriftEngine:
     profiles: list[ModelProfile]
     tables: dict[tuple[float, float], DriftTable] = field(default_factory=dict)
     verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
+    #: Which trace-attribute slices explain the drifting series.
+    attributor: Attributor = field(default_factory=Attributor)
     _seen_generation: int = -1
     _seen_store: FeatureStore | None = None
 
@@ -208,13 +222,15 @@ class DriftEngine:
         for table in self.tables.values():
             if now >= table.next_due:
                 table.step(store, self.verdicts)
+                self.attributor.step(_reference_rows(table), table.steps, store, self.verdicts)
                 table.next_due = (table.next_due or now) + table.step_s
                 if table.next_due <= now:  # fell behind: skip, never burst
                     table.next_due = now + table.step_s
 
     def collect(self) -> Iterator[Family]:
         """The latest verdicts (and the whole models' window counts), as metric families."""
-        return drift_families(list(series_verdicts(self)), self.reference_of)
+        yield from drift_families(list(series_verdicts(self)), self.reference_of)
+        yield from self.attributor.collect()
 
     def reference_of(self, model: ModelKey, series: SeriesKey) -> FeatureProfile | None:
         for table in self.tables.values():
