@@ -184,6 +184,18 @@ def add_profile_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         metavar="N",
         help="keep the full vocabulary up to this many categories (default: 1000)",
     )
+    cmd.add_argument(
+        "--target",
+        metavar="COL",
+        help="binary label column: calibrates every probability --prediction on it, for "
+        "label-free performance estimates in the gateway (not profiled as a feature)",
+    )
+    cmd.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="probability above which a prediction is positive (default: 0.5)",
+    )
     cmd.set_defaults(func=_profile_build)
 
 

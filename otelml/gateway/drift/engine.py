@@ -22,6 +22,7 @@ from otelml.gateway.drift.attributor import Attributor
 from otelml.gateway.drift.exposition import drift_families
 from otelml.gateway.drift.rules import DriftSettings, ModelDrift, Rule, RuleLike
 from otelml.gateway.drift.verdict import DriftExemplar, Verdict
+from otelml.gateway.performance.estimated import EstimatedPerformance
 from otelml.gateway.state.families import Family
 from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
 from otelml.gateway.state.store import FeatureStore
@@ -208,6 +209,8 @@ class DriftEngine:
     verdicts: dict[tuple[ModelKey, SeriesKey], Verdict] = field(default_factory=dict)
     #: Which trace-attribute slices explain the drifting series.
     attributor: Attributor = field(default_factory=Attributor)
+    #: Label-free performance of the calibrated probability outputs, from the same windows.
+    estimated: EstimatedPerformance = field(default_factory=EstimatedPerformance)
     _seen_generation: int = -1
     _seen_store: FeatureStore | None = None
 
@@ -223,6 +226,7 @@ class DriftEngine:
             if now >= table.next_due:
                 table.step(store, self.verdicts)
                 self.attributor.step(_reference_rows(table), table.steps, store, self.verdicts)
+                self._estimate(table)
                 table.next_due = (table.next_due or now) + table.step_s
                 if table.next_due <= now:  # fell behind: skip, never burst
                     table.next_due = now + table.step_s
@@ -231,6 +235,20 @@ class DriftEngine:
         """The latest verdicts (and the whole models' window counts), as metric families."""
         yield from drift_families(list(series_verdicts(self)), self.reference_of)
         yield from self.attributor.collect()
+        yield from self.estimated.collect()
+
+    def _estimate(self, table: DriftTable) -> None:
+        """Every calibrated probability output of the table: its window's estimate."""
+        for row in table.rows:
+            if row.series.role != "prediction" or row.model.segment is not None:
+                continue
+            found = self._config_of(row.model)
+            verdict = self.verdicts.get((row.model, row.series))
+            if found is None or verdict is None or not isinstance(row.feature, NumericProfile):
+                continue
+            calibration = found[1].calibration.get(row.series.name)
+            if calibration is not None:
+                self.estimated.update(row.model, row.feature, calibration, verdict.window)
 
     def reference_of(self, model: ModelKey, series: SeriesKey) -> FeatureProfile | None:
         for table in self.tables.values():
