@@ -39,8 +39,14 @@ def table(results: Sequence[ColumnDrift]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def write_json(results: Sequence[ColumnDrift], path: Path) -> None:
-    path.write_text(json.dumps([r.as_dict() for r in results], indent=2, allow_nan=True))
+def write_json(
+    results: Sequence[ColumnDrift], path: Path, performance: Sequence[object] = ()
+) -> None:
+    """The drift verdicts; with `performance` (estimated/realized per window), an object of
+    both instead of the list."""
+    drift = [r.as_dict() for r in results]
+    document: object = {"drift": drift, "performance": list(performance)} if performance else drift
+    path.write_text(json.dumps(document, indent=2, allow_nan=True))
 
 
 def write_html(results: Sequence[ColumnDrift], path: Path, title: str) -> None:
