@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench import app_overhead, drift, forwarding, proxy, render, throughput, workers
+from bench import app_overhead, cbpe, drift, forwarding, proxy, render, throughput, workers
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
 
 ROUNDS = 3
@@ -96,6 +96,9 @@ def main() -> None:
         f"  gateway drift step, 100 models × 20 features: "
         f"{figures_drift['engine_step_s'] * 1e3:.1f} ms   target < 10 ms"
     )
+
+    print("\nlabel-free performance, 4 covariate-shifted windows of 5k rows:")
+    cbpe.report(cbpe.run())
 
     print()
     proxy.main()

@@ -57,6 +57,7 @@ def test_realized_is_sklearns_and_the_estimate_is_close_under_covariate_shift(
         results, current.groupby(current["time"].dt.floor("1D")), strict=True
     ):
         y, p = part["label"].to_numpy() == 1, part["score"].to_numpy()
+        assert result.realized is not None
         assert result.realized == pytest.approx(
             {
                 "accuracy": accuracy_score(y, p > 0.5),
