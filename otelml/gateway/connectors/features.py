@@ -21,6 +21,7 @@ from otelml.gateway.connectors.connector import RecordSignal
 from otelml.gateway.connectors.grouping import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
+from otelml.gateway.state.attribution import SliceEntry
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
 from otelml.gateway.state.store import FeatureStore, SampleKind, overflow_metric
@@ -320,6 +321,7 @@ class FeaturesConnector:
     ) -> None:
         """Observe every (attribute, model) group of a layout; absent series count as missing."""
         seen: set[tuple[int, SeriesKey]] = set()
+        counted: dict[int, list[SliceEntry]] = {}  # per model group, for the slices
         for position, (key_code, group, where) in enumerate(layout.groups):
             series = key_series[key_code]
             if series is None:
@@ -338,23 +340,26 @@ class FeaturesConnector:
                 all_finite=layout.all_finite[position],
             )
             seen.add((group, series))
-            self._observe(models[group], series, obs)
+            entry = self._observe(models[group], series, obs)
+            if entry is not None:
+                counted.setdefault(group, []).append(entry)
+        for group, entries in counted.items():
+            if models[group].segment is None:
+                self.store.slices.observe(models[group], entries, records.strings, origin)
         for group, model in enumerate(models):
             for series, distribution in list(self.store.model(model).items()):
                 if (group, series) not in seen:
                     rows = int(layout.group_rows[group])
                     distribution.observe(Observations.only_absent(rows))
 
-    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> None:
+    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> SliceEntry | None:
+        """Count into the distribution; returns what it counted, for the slices."""
         distribution = self.store.existing(model, series)
         if distribution is None:
             distribution = self.store.distribution(model, series, _sample_kind(obs.kind))
         if distribution is None:
             metric = overflow_metric(series, _sample_kind(obs.kind))
             self.store.budget.count_overflow(metric, obs.rows)
-            return
+            return None
         binned = distribution.observe(obs)
-        if binned is not None and model.segment is None:
-            self.store.slices.observe(
-                model, series, len(distribution.counts), binned, obs.strings, obs.origin
-            )
+        return None if binned is None else SliceEntry(series, len(distribution.counts), binned)

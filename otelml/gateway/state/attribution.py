@@ -14,6 +14,7 @@ per series, plus one exemplar slot (40 bytes) per (key, value).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,14 @@ from otelml import semconv
 from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.keys import AttributionSettings, ModelKey, ModelProfile, SeriesKey
 from otelml.gateway.state.observations import Binned, Origin
+
+
+class SliceEntry(NamedTuple):
+    """What one series' distribution counted of a request, and its number of buckets."""
+
+    series: SeriesKey
+    buckets: int
+    binned: Binned
 
 
 class SliceValues:
@@ -34,10 +43,9 @@ class SliceValues:
         self._slot: list[dict[str, int]] = [{} for _ in settings.keys]
         # The last request's slots per record, reused by every series of that request.
         self._request: tuple[Origin, npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
-        self._flat: dict[int, tuple[Origin, npt.NDArray[np.intp]]] = {}
 
     def __getstate__(self) -> dict[str, object]:
-        return {**self.__dict__, "_request": None, "_flat": {}}  # a request's cache does not travel
+        return {**self.__dict__, "_request": None}  # a request's cache does not travel
 
     @property
     def slots(self) -> int:
@@ -59,13 +67,15 @@ class SliceValues:
             self.values[key].append(value)
         return slot
 
-    def per_record(
-        self, origin: Origin, strings: list[str]
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """(keys, records): each record's slot per key, and the keys some record carries;
-        computed once per request."""
+    def present(self, origin: Origin) -> npt.NDArray[np.intp]:
+        """The keys some record of the last `per_record` request carries."""
+        assert self._request is not None and self._request[0] is origin
+        return self._request[2]
+
+    def per_record(self, origin: Origin, strings: list[str]) -> npt.NDArray[np.intp]:
+        """(keys, records): each record's slot per key; computed once per request."""
         if self._request is not None and self._request[0] is origin:
-            return self._request[1], self._request[2]
+            return self._request[1]
         records = len(origin.trace_id)
         out = np.full((len(self.settings.keys), records), self.capacity + 1, dtype=np.intp)
         present: list[int] = []
@@ -84,20 +94,7 @@ class SliceValues:
             present.append(k)
         carrying = np.asarray(present, dtype=np.intp)
         self._request = (origin, out, carrying)
-        return out, carrying
-
-    def flat_index(
-        self, origin: Origin, strings: list[str], buckets: int
-    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """Per key and record, the record's slice as a flat index into a (keys, slots, buckets)
-        count array, less its bucket; and the keys some record carries. Once per request and
-        bucket count."""
-        slots, present = self.per_record(origin, strings)
-        cached = self._flat.get(buckets)
-        if cached is None or cached[0] is not origin:
-            offsets = np.arange(len(self.settings.keys))[:, None] * self.slots
-            cached = self._flat[buckets] = (origin, (offsets + slots) * buckets)
-        return cached[1], present
+        return out
 
     def mapping(self, other: SliceValues, key: int) -> npt.NDArray[np.intp]:
         """Where each of `other`'s slots of `key` goes among this model's slots (by name)."""
@@ -117,37 +114,19 @@ class SliceCounts:
         #: The latest observation of each slice, at index key * slots + slot.
         self.exemplars = Exemplars(keys * slots)
 
-    def observe(
-        self,
-        binned: Binned,
-        slots: npt.NDArray[np.intp],
-        present: npt.NDArray[np.intp],
-        origin: Origin,
-    ) -> None:
-        """Add what a distribution counted; `slots`: (keys, records) from `flat_index`,
-        `present`: the keys some record of the request carries (the others are all unset)."""
-        if len(binned.bucket) == 0:
+    def offer_exemplars(self, binned: Binned, slots: npt.NDArray[np.intp], origin: Origin) -> None:
+        """Refresh the slices' exemplars at most every `Exemplars.refresh_s`, but always
+        when a slice gets its first observation. `slots`: (keys, records) from `per_record`."""
+        filled = np.asarray(self.counts.any(axis=2))
+        if (filled & ~self.filled).any():
+            self.filled = filled  # a slice got its first observation: it gets its exemplar
+        elif not self.exemplars.due():
             return
-        keys, n_slots, buckets = self.counts.shape
-        unset = n_slots - 1
-        first = not self.filled.all()
-        if len(present) < keys:
-            # Keys the request does not carry: the whole batch is their __unset__ slice.
-            absent = np.ones(keys, dtype=bool)
-            absent[present] = False
-            self.counts[absent, unset] += np.bincount(binned.bucket, minlength=buckets)
-        if len(present):
-            # slots[present] holds each record's flat slice index times `buckets` already.
-            flat = (slots[present][:, binned.record] + binned.bucket[None, :]).ravel()
-            self.counts += np.bincount(flat, minlength=self.counts.size).reshape(self.counts.shape)
-        # Refreshed at most every `Exemplars.refresh_s`, but always when a slice first fills.
-        filled = np.asarray(self.counts.any(axis=2)) if first else self.filled
-        if self.exemplars.due() or (first and (filled & ~self.filled).any()):
-            every = slots[:, binned.record] // buckets
-            self.exemplars.record(
-                every.ravel(), np.tile(binned.value, keys), np.tile(binned.record, keys), origin
-            )
-        self.filled = filled
+        keys, n_slots, _ = self.counts.shape
+        index = np.arange(keys)[:, None] * n_slots + slots[:, binned.record]
+        self.exemplars.record(
+            index.ravel(), np.tile(binned.value, keys), np.tile(binned.record, keys), origin
+        )
 
     def merge(self, other: SliceCounts, mappings: list[npt.NDArray[np.intp]]) -> None:
         n_slots = self.counts.shape[1]
@@ -200,22 +179,44 @@ class SliceStore:
         return found
 
     def observe(
-        self,
-        model: ModelKey,
-        series: SeriesKey,
-        buckets: int,
-        binned: Binned,
-        strings: list[str],
-        origin: Origin,
+        self, model: ModelKey, entries: list[SliceEntry], strings: list[str], origin: Origin
     ) -> None:
+        """One request's counted observations of a model, every series at once: one gather
+        and one bincount over all of them (per-series numpy calls would cost more)."""
         values = self.model_values(model)
-        if values is None:
+        if values is None or not entries:
             return
-        counts = self._series.get((model, series))
-        if counts is None:
-            keys = len(values.settings.keys)
-            counts = self._series[(model, series)] = SliceCounts(keys, values.slots, buckets)
-        counts.observe(binned, *values.flat_index(origin, strings, buckets), origin)
+        slots = values.per_record(origin, strings)
+        keys, n_slots = len(values.settings.keys), values.slots
+        targets = []
+        for entry in entries:
+            counts = self._series.get((model, entry.series))
+            if counts is None:
+                counts = SliceCounts(keys, n_slots, entry.buckets)
+                self._series[(model, entry.series)] = counts
+            targets.append(counts)
+        # Columns: every series' buckets side by side; rows: the (key, slot) slices.
+        widths = np.array([e.buckets for e in entries])
+        starts = np.cumsum(widths) - widths
+        total = int(widths.sum())
+        lengths = [len(e.binned.bucket) for e in entries]
+        record = np.concatenate([e.binned.record for e in entries])
+        column = np.repeat(starts, lengths) + np.concatenate([e.binned.bucket for e in entries])
+        rows = keys * n_slots
+        added = np.zeros((rows, total), dtype=np.int64)
+        present = values.present(origin)
+        if len(present):
+            slice_of_record = present[:, None] * n_slots + slots[present]
+            flat = slice_of_record[:, record] * total + column
+            added += np.bincount(flat.ravel(), minlength=rows * total).reshape(rows, total)
+        if len(present) < keys:
+            # A key no record carries: the whole request is its __unset__ slice.
+            absent = np.setdiff1d(np.arange(keys), present)
+            added[absent * n_slots + n_slots - 1] += np.bincount(column, minlength=total)
+        for target, start, entry in zip(targets, starts.tolist(), entries, strict=True):
+            block = added[:, start : start + entry.buckets]
+            target.counts += block.reshape(keys, n_slots, entry.buckets)
+            target.offer_exemplars(entry.binned, slots, origin)
 
     def get(self, model: ModelKey, series: SeriesKey) -> SliceCounts | None:
         return self._series.get((model, series))
