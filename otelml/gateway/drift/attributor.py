@@ -77,8 +77,10 @@ class Attributor:
             ring.append(current)
             verdict = verdicts.get((model, series))
             self.results.pop((model, series), None)
-            if verdict is None or not verdict.detected or len(reference) != current.shape[2]:
+            if verdict is None or not verdict.detected or len(reference) > current.shape[2]:
                 continue
+            # Categories learned beyond the reference's (capacity slots) have no reference mass.
+            reference = np.pad(reference, (0, current.shape[2] - len(reference)))
             window = current - ring[0]
             found = _ranked(values, counts, reference, window, current)
             self.results[(model, series)] = self._within_budget(model, series, found, store)

@@ -245,3 +245,37 @@ def test_slices_past_the_series_budget_are_cut_and_counted(tmp_path: Path) -> No
     # The two tenant slices cut: their window's observations, 300 each at the first step,
     # 600 each at the second.
     assert state.budget.overflow[semconv.DRIFT_ATTRIBUTION] == 2 * 300 + 2 * 600
+
+
+def test_a_categorical_feature_is_attributed_like_a_numeric_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"c": rng.choice(list("abcd"), 5000)})
+    profile.save(profile.build(frame, model="m", version="1"), tmp_path / "r.json")
+    config = parse(
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "version": "1",
+                    "reference": str(tmp_path / "r.json"),
+                    "window": 3,
+                    "step": 1,
+                    "drift": {"method": "psi", "min_samples": 100},
+                }
+            ]
+        }
+    )
+    models = load_models(config)
+    state = GatewayState.create(models=models)
+    engine = state.drift = DriftEngine(config.models, models)
+    pipeline = state.pipeline()
+    for first, (version, p) in enumerate((("v1", [0.25] * 4), ("v2", [0.7, 0.1, 0.1, 0.1]))):
+        values = rng.choice(list("abcd"), 600, p=p).tolist()
+        spans = [{semconv.MODEL_NAME: "m", semconv.MODEL_VERSION: "1", F + "c": c} for c in values]
+        payload = traces(spans, first_trace=1 + 600 * first, resource={"service.version": version})
+        pipeline.consume_traces(payload, "test")
+    engine.evaluate(state.store, 0.0)
+    top, other = engine.attributor.results[(MODEL, SeriesKey("feature", "c"))]
+    assert (top.value, other.value) == ("v2", "v1")
+    assert top.explained > 0.95 and other.explained == 0.0
+    assert top.exemplar is not None and int(top.exemplar.trace_id, 16) > 600
