@@ -120,7 +120,12 @@ def _drift(args: argparse.Namespace) -> int:
     if args.json:
         write_json(results, Path(args.json), [p.as_dict() for p in performance])
     if args.html:
-        write_html(results, Path(args.html), f"Drift of {args.current} vs {args.reference}")
+        write_html(
+            results,
+            Path(args.html),
+            f"Drift of {args.current} vs {args.reference}",
+            [p.as_dict() for p in performance],
+        )
     return 1 if args.fail_on_drift and any(r.drift for r in results) else 0
 
 

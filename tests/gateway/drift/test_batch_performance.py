@@ -81,7 +81,9 @@ def test_cli_estimates_without_target_and_adds_realized_with_it(
     document = json.loads(out.read_text())
     assert [p["realized"] for p in document["performance"]] == [None, None]
     assert len(document["drift"]) >= 2
-    assert main([*args, "--target", "label", "--json", str(out)]) == 0
+    page = tmp_path / "out.html"
+    assert main([*args, "--target", "label", "--json", str(out), "--html", str(page)]) == 0
+    assert "<h2>Performance</h2>" in page.read_text() and "roc_auc" in page.read_text()
     (whole,) = json.loads(out.read_text())["performance"]
     assert whole["rows"] == 2 * ROWS and whole["realized"]["accuracy"] > 0.7
     assert "roc_auc" in capsys.readouterr().out
