@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-quick test-stack lint typecheck bench prometheus chromium app-venvs bentoml-venvs clean
+.PHONY: demo test test-quick test-stack lint typecheck bench bench-nannyml prometheus chromium app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
 $(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c otelml/instrument/_otlpencode.c
@@ -87,9 +87,22 @@ $(BENCH_VENV)/.installed:
 	$(BENCH_VENV)/bin/pip install -q "evidently==0.7.*" "pandas<3" pyarrow
 	touch $@
 
+# NannyML (the yardstick of label-free performance estimation) pulls pandas 3, which the
+# Evidently environment cannot take: an environment of its own. statsmodels is imported by
+# nannyml but not declared by it.
+NANNYML_VENV := .bench-nannyml-venv
+$(NANNYML_VENV)/.installed:
+	$(PYTHON) -m venv $(NANNYML_VENV)
+	$(NANNYML_VENV)/bin/pip install -q "nannyml==0.13.*" statsmodels pyarrow
+	touch $@
+
+## bench-nannyml: otelml's confidence-based estimate vs NannyML's CBPE, side by side
+bench-nannyml: $(STAMP) $(NANNYML_VENV)/.installed
+	$(BIN)/python -m bench.cbpe
+
 ## bench: side-by-side throughput, render-time and drift ratios (see README)
-bench: $(STAMP) $(BENCH_VENV)/.installed bentoml-venvs
+bench: $(STAMP) $(BENCH_VENV)/.installed $(NANNYML_VENV)/.installed bentoml-venvs
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor $(DEMO_VENV) test-artifacts build .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf $(VENV) $(NANNYML_VENV) .venv-app-sdk .venv-app-sdk-floor .venv-app-distro .venv-bentoml .venv-bentoml-floor $(DEMO_VENV) test-artifacts build .pytest_cache .mypy_cache .ruff_cache .cache

@@ -13,6 +13,7 @@ import sys
 from bench import (
     app_overhead,
     bentoml_overhead,
+    cbpe,
     drift,
     forwarding,
     locust_capacity,
@@ -108,6 +109,9 @@ def main() -> None:
         f"  gateway drift step, 100 models × 20 features: "
         f"{figures_drift['engine_step_s'] * 1e3:.1f} ms   target < 10 ms"
     )
+
+    print("\nlabel-free performance, 4 covariate-shifted windows of 5k rows:")
+    cbpe.report(cbpe.run())
 
     print()
     proxy.main()

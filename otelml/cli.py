@@ -79,6 +79,7 @@ def _drift(args: argparse.Namespace) -> int:
 
     with needs("gateway"):
         from otelml.gateway.drift.batch import assess_windows
+        from otelml.gateway.drift.batch_performance import assess_performance, performance_table
         from otelml.gateway.drift.report import table, write_html, write_json
         from otelml.profile import ProfileError, load, read_table
 
@@ -102,11 +103,29 @@ def _drift(args: argparse.Namespace) -> int:
     if not results:
         print("otelml drift: no column of the reference profile is in the data", file=sys.stderr)
         return 2
+    if args.target and args.target not in current.columns:
+        print(f"otelml drift: no column {args.target!r} in {args.current}", file=sys.stderr)
+        return 2
     print(table(results))
+    performance = assess_performance(
+        reference,
+        current,
+        target=args.target,
+        time_column=args.time_column,
+        window=args.window,
+    )
+    if performance:
+        print()
+        print(performance_table(performance))
     if args.json:
-        write_json(results, Path(args.json))
+        write_json(results, Path(args.json), [p.as_dict() for p in performance])
     if args.html:
-        write_html(results, Path(args.html), f"Drift of {args.current} vs {args.reference}")
+        write_html(
+            results,
+            Path(args.html),
+            f"Drift of {args.current} vs {args.reference}",
+            [p.as_dict() for p in performance],
+        )
     return 1 if args.fail_on_drift and any(r.drift for r in results) else 0
 
 
@@ -193,6 +212,18 @@ def add_profile_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
         metavar="N",
         help="keep the full vocabulary up to this many categories (default: 1000)",
     )
+    cmd.add_argument(
+        "--target",
+        metavar="COL",
+        help="binary label column: calibrates every probability --prediction on it, for "
+        "label-free performance estimates in the gateway (not profiled as a feature)",
+    )
+    cmd.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="probability above which a prediction is positive (default: 0.5)",
+    )
     cmd.set_defaults(func=_profile_build)
 
 
@@ -247,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "psi", "kl", "js", "hellinger", "wasserstein", "ks", "chi2", "z"],
     )
     drift.add_argument("--min-samples", type=int, default=1, help="rows below which: no verdict")
+    drift.add_argument(
+        "--target",
+        help="label column: realized performance beside the estimate (reference built with "
+        "--target); without it, performance is only estimated",
+    )
     drift.add_argument("--json", help="write the results as JSON")
     drift.add_argument("--html", help="write the results as an HTML page")
     drift.add_argument("--fail-on-drift", action="store_true", help="exit 1 when anything drifted")

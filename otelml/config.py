@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from otelml import semconv
 from otelml.errors import ConfigError
 
 _SIZE_UNITS = {
@@ -171,6 +172,31 @@ class GroundTruthConfig(_Strict):
     max_predictions: int = Field(default=100_000, ge=1)
 
 
+class AttributionConfig(_Strict):
+    """Drift attribution: which trace attributes slice a drifting series (not features)."""
+
+    enabled: bool = True
+    #: Span or resource string attributes added to the defaults (a tenant, a client id, …).
+    keys: list[Annotated[str, Field(min_length=1)]] = []
+    #: Replace the default keys (service.version, service.instance.id, k8s.pod.name,
+    #: deployment.environment.name, http.route) instead of adding to them.
+    replace_default_keys: bool = False
+    #: Values per key with a slot of their own (first seen), the rest `__other__`.
+    values: int = Field(default=8, ge=1, le=100)
+    #: Slices exposed per drifting series and key.
+    top: int = Field(default=3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> AttributionConfig:
+        if len(self.all_keys()) > 16:
+            raise ValueError("at most 16 attribution keys (defaults included)")
+        return self
+
+    def all_keys(self) -> tuple[str, ...]:
+        base = () if self.replace_default_keys else semconv.DEFAULT_ATTRIBUTION_KEYS
+        return tuple(dict.fromkeys((*base, *self.keys)))
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     version: str | None = None
@@ -179,6 +205,7 @@ class ModelConfig(_Strict):
     step: Duration = 60.0
     segments: list[str] = []
     drift: DriftConfig = DriftConfig()
+    attribution: AttributionConfig = AttributionConfig()
     #: Set to join predictions with ground truth (`ml.ground_truth*` or POST /v1/ground_truth).
     ground_truth: GroundTruthConfig | None = None
 

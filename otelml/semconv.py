@@ -80,8 +80,36 @@ PREDICTION_DRIFT_WINDOW_OBSERVATIONS: Final = "otelml_prediction_drift_window_ob
 PREDICTION_DRIFT_INSUFFICIENT_DATA: Final = "otelml_prediction_drift_insufficient_data"
 LABEL_METHOD: Final = "method"
 
+#: Drift attribution: per drifting series, the trace-attribute slices ({key, value}) that
+#: explain its drift. The share explained (0–1: how much the window's PSI drops when the slice
+#: is left out), the slice's share of the window's traffic, the slice's own PSI vs the
+#: reference, and a counter of the slice's observations whose exemplar is a trace of that slice
+#: (OpenMetrics allows exemplars on counters, not on gauges).
+DRIFT_ATTRIBUTION: Final = "otelml_drift_attribution"
+DRIFT_ATTRIBUTION_TRAFFIC_SHARE: Final = "otelml_drift_attribution_traffic_share"
+DRIFT_ATTRIBUTION_SLICE_SCORE: Final = "otelml_drift_attribution_slice_score"
+DRIFT_ATTRIBUTION_OBSERVATIONS: Final = "otelml_drift_attribution_observations"  # _total
+LABEL_KEY: Final = "key"
+LABEL_VALUE: Final = "value"
+#: Trace attributes every model is attributed by (resource first, then span attributes).
+DEFAULT_ATTRIBUTION_KEYS: Final = (
+    "service.version",
+    "service.instance.id",
+    "k8s.pod.name",
+    "deployment.environment.name",
+    "http.route",
+)
+#: Slice values: the first `values` seen per key keep their own slot; later ones share
+#: `__other__`; records without the attribute count in `__unset__`.
+ATTRIBUTION_OTHER: Final = "__other__"
+ATTRIBUTION_UNSET: Final = "__unset__"
+
 PERFORMANCE: Final = "otelml_performance"
 PERFORMANCE_WINDOW_PAIRS: Final = "otelml_performance_window_pairs"
+#: Confidence-based estimate per window, from calibrated predicted probabilities alone.
+PERFORMANCE_ESTIMATED: Final = "otelml_performance_estimated"
+#: Its sampling uncertainty (one standard error) beside it.
+PERFORMANCE_ESTIMATED_STDERR: Final = "otelml_performance_estimated_stderr"
 GROUND_TRUTH_MATCHED: Final = "otelml_ground_truth"  # counter: exposed with _total
 GROUND_TRUTH_UNMATCHED: Final = "otelml_ground_truth_unmatched"  # counter {reason}
 GROUND_TRUTH_EVICTED: Final = "otelml_ground_truth_evicted"  # counter {reason}: predictions

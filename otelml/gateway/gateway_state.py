@@ -77,7 +77,14 @@ class GatewayState:
         self, senders: Sequence[Sender] = (), redactor: Redactor | None = None
     ) -> Pipeline:
         """The pipeline that counts into this state (and forwards through `senders`)."""
-        return Pipeline(self.connectors(), self.stats, senders, redactor, self.ground_truth)
+        return Pipeline(
+            self.connectors(),
+            self.stats,
+            senders,
+            redactor,
+            self.ground_truth,
+            self.store.slices.context_keys,
+        )
 
     def collectors(self) -> list[Collect]:
         """Every component's `collect`, in exposition order: what /metrics and /api read."""

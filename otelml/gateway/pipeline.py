@@ -40,8 +40,11 @@ class Pipeline:
         senders: Sequence[Sender] = (),
         redactor: Redactor | None = None,
         ground_truth: GroundTruthTracker | None = None,
+        context_keys: tuple[str, ...] = (),
     ) -> None:
-        """`ground_truth`: where POST /v1/ground_truth goes (None: no model joins any)."""
+        """`ground_truth`: where POST /v1/ground_truth goes (None: no model joins any);
+        `context_keys`: the trace attributes decoded per record (drift attribution's keys)."""
+        self.context_keys = context_keys
         self.connectors = list(connectors)
         self.stats = stats
         self.senders = list(senders)
@@ -71,7 +74,7 @@ class Pipeline:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
         if self.redactor is not None:
             payload = self.redactor.traces(payload)
-        records = decode_traces(payload)
+        records = decode_traces(payload, context=self.context_keys)
         valid: npt.NDArray[np.bool_] = np.asarray(
             records.trace_id.any(axis=1) & records.span_id.any(axis=1), dtype=bool
         )
@@ -93,7 +96,7 @@ class Pipeline:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
         if self.redactor is not None:
             payload = self.redactor.logs(payload)
-        records = decode_logs(payload)
+        records = decode_logs(payload, context=self.context_keys)
         self._forward("log_records", payload, records.count)
         self._connect("log_records", records)
         self._read_bentoml_monitor(payload)
@@ -105,7 +108,7 @@ class Pipeline:
         (the original request is what was forwarded)."""
         rewritten = self.bentoml_monitor.rewrite(payload)
         if rewritten is not None:
-            self._connect("log_records", decode_logs(rewritten))
+            self._connect("log_records", decode_logs(rewritten, context=self.context_keys))
 
     def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
         """App metrics: validated, then only forwarded (to Prometheus remote write)."""

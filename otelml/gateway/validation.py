@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from otelml.config import GatewayConfig
 from otelml.errors import ConfigError
-from otelml.gateway.state.keys import ModelProfile
+from otelml.gateway.state.keys import AttributionSettings, ModelProfile
 from otelml.profile import ProfileError
 from otelml.profile import load as load_profile
 
@@ -44,7 +44,15 @@ def load_models(config: GatewayConfig) -> list[ModelProfile]:
                 profile = load_profile(model.reference)
             except ProfileError as exc:
                 problems.append(f"models.{index}.reference: {exc}")
-        models.append(ModelProfile(model.name, model.version, profile, tuple(model.segments)))
+        attribution = model.attribution
+        settings = (
+            AttributionSettings(attribution.all_keys(), attribution.values, attribution.top)
+            if attribution.enabled and attribution.all_keys()
+            else None
+        )
+        models.append(
+            ModelProfile(model.name, model.version, profile, tuple(model.segments), settings)
+        )
     if problems:
         raise ConfigError(problems)
     return models

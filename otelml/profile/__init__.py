@@ -9,9 +9,16 @@ from otelml.profile.build import build
 from otelml.profile.categories import category_label
 from otelml.profile.errors import ProfileError
 from otelml.profile.io import load, read_table, save
-from otelml.profile.model import CategoricalProfile, FeatureProfile, NumericProfile, Profile
+from otelml.profile.model import (
+    Calibration,
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    Profile,
+)
 
 __all__ = [
+    "Calibration",
     "CategoricalProfile",
     "FeatureProfile",
     "NumericProfile",

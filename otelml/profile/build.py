@@ -13,9 +13,16 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from pandas.api import types as pdt  # type: ignore[import-untyped, unused-ignore]
 
 from otelml.profile.binning import bucket_counts, bucket_index, quantile_edges
+from otelml.profile.calibration import bucket_positive_rate
 from otelml.profile.categories import category_label
 from otelml.profile.errors import ProfileError
-from otelml.profile.model import CategoricalProfile, FeatureProfile, NumericProfile, Profile
+from otelml.profile.model import (
+    Calibration,
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    Profile,
+)
 from otelml.semconv import OTHER_CATEGORY
 
 
@@ -30,6 +37,9 @@ def build(
     bins: int = 10,
     top_k: int = 20,
     vocabulary_limit: int = 1000,
+    target: str | None = None,
+    threshold: float = 0.5,
+    calibration_bins: int = 20,
 ) -> Profile:
     """Profile every column of ``df``: ``predictions`` as model outputs, the rest as features.
 
@@ -49,7 +59,7 @@ def build(
         top_k=top_k,
         vocabulary_limit=vocabulary_limit,
     )
-    skipped = {*exclude, *predictions}
+    skipped = {*exclude, *predictions, *([target] if target is not None else [])}
     feature_names = [str(c) for c in df.columns if c not in skipped]
     if not feature_names and not predictions:
         raise ProfileError("nothing to profile: every column is excluded")
@@ -64,14 +74,45 @@ def build(
             vocabulary_limit=vocabulary_limit,
         )
 
+    outputs = {name: profile(name) for name in predictions}
+    calibration: dict[str, Calibration] = {}
+    if target is not None:
+        labels = _binary_labels(df, target)
+        for name in predictions:
+            probabilities = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = np.isfinite(probabilities)
+            if not isinstance(outputs[name], NumericProfile) or not (
+                finite.any()
+                and probabilities[finite].min() >= 0
+                and probabilities[finite].max() <= 1
+            ):
+                continue
+            edges = np.union1d(quantile_edges(probabilities[finite], calibration_bins), [threshold])
+            outputs[name] = _numeric(df[name], name, calibration_bins, edges)
+            usable = finite & ~np.isnan(labels)
+            buckets = bucket_index(edges, probabilities[usable])
+            rate = bucket_positive_rate(buckets, labels[usable] > 0.5, len(edges) + 1)
+            calibration[name] = Calibration(target, threshold, tuple(float(r) for r in rate))
     return Profile(
         model=model,
         version=version,
         rows=len(df),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         features={name: profile(name) for name in feature_names},
-        predictions={name: profile(name) for name in predictions},
+        predictions=outputs,
+        calibration=calibration,
     )
+
+
+def _binary_labels(df: pd.DataFrame, target: str) -> npt.NDArray[np.float64]:
+    """The target as 0/1 floats (NaN where missing); anything else is an error."""
+    if target not in df.columns:
+        raise ProfileError(f"target column {target!r} is not in the data")
+    labels = df[target].to_numpy(dtype=np.float64, na_value=np.nan)
+    present = labels[~np.isnan(labels)]
+    if not np.isin(present, (0.0, 1.0)).all():
+        raise ProfileError(f"target column {target!r}: labels must be 0/1 or bool")
+    return labels
 
 
 def _check_arguments(
@@ -136,12 +177,15 @@ def _profile_column(
     raise ProfileError(f"column {name!r}: unsupported dtype {dtype}; exclude or convert it")
 
 
-def _numeric(series: pd.Series, name: str, bins: int) -> NumericProfile:
+def _numeric(
+    series: pd.Series, name: str, bins: int, edges: npt.NDArray[np.float64] | None = None
+) -> NumericProfile:
     raw: npt.NDArray[np.float64] = series.to_numpy(dtype=np.float64, na_value=np.nan)
     values = raw[np.isfinite(raw)]
     if values.size == 0:
         raise ProfileError(f"column {name!r}: no finite value to profile")
-    edges = quantile_edges(values, bins)
+    if edges is None:
+        edges = quantile_edges(values, bins)
     counts = bucket_counts(edges, values)
     sums = np.bincount(bucket_index(edges, values), weights=values, minlength=len(edges) + 1)
     return NumericProfile(

@@ -27,6 +27,8 @@ def run_build(args: argparse.Namespace) -> int:
             bins=args.bins,
             top_k=args.top_k,
             vocabulary_limit=args.vocabulary_limit,
+            target=args.target,
+            threshold=args.threshold,
         )
         save(profile, args.output)
     except ProfileError as exc:

@@ -30,6 +30,20 @@ def to_dict(profile: Profile) -> dict[str, Any]:
         "created": profile.created,
         "features": {name: _column_dict(c) for name, c in profile.features.items()},
         "predictions": {name: _column_dict(c) for name, c in profile.predictions.items()},
+        **(
+            {
+                "calibration": {
+                    name: {
+                        "target": c.target,
+                        "threshold": c.threshold,
+                        "positive_rate": list(c.positive_rate),
+                    }
+                    for name, c in profile.calibration.items()
+                }
+            }
+            if profile.calibration
+            else {}
+        ),
     }
 
 

@@ -7,7 +7,7 @@ importing the training-side stack; building lives in :mod:`.build`, JSON in :mod
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 #: Version of the in-memory model and of the JSON format written by :mod:`.io`.
@@ -68,6 +68,20 @@ FeatureProfile = NumericProfile | CategoricalProfile
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A binary classifier's probability output calibrated on the reference's labels.
+
+    ``positive_rate`` has one entry per bucket of the output's ``NumericProfile`` (whose
+    edges include ``threshold``): the reference's isotonic positive rate there. A prediction
+    is positive when its probability is above ``threshold``.
+    """
+
+    target: str
+    threshold: float
+    positive_rate: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything the gateway needs to know about a model's training data.
 
@@ -83,3 +97,5 @@ class Profile:
     features: Mapping[str, FeatureProfile]
     predictions: Mapping[str, FeatureProfile]
     format_version: int = FORMAT_VERSION
+    #: Per probability output, its calibration (profiles built with a target).
+    calibration: Mapping[str, Calibration] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from pydantic import (
 from otelml.profile.errors import ProfileError
 from otelml.profile.model import (
     FORMAT_VERSION,
+    Calibration,
     CategoricalProfile,
     FeatureProfile,
     NumericProfile,
@@ -180,6 +181,12 @@ def _check_unique(unique: int, info: ValidationInfo) -> int:
 _Feature = Annotated[_Numeric | _Categorical, Field(discriminator="kind")]
 
 
+class _Calibration(_Strict):
+    target: str
+    threshold: Annotated[FiniteFloat, Field(gt=0, lt=1)]
+    positive_rate: list[Annotated[FiniteFloat, Field(ge=0, le=1)]]
+
+
 class _Profile(_Strict):
     format: Literal["otelml.profile"]
     format_version: Literal[1]
@@ -189,6 +196,7 @@ class _Profile(_Strict):
     created: str
     features: dict[str, _Feature]
     predictions: dict[str, _Feature]
+    calibration: dict[str, _Calibration] = {}
 
     @field_validator("created")
     @classmethod
@@ -220,6 +228,10 @@ def parse(data: object) -> Profile:
         features=_convert(checked.features),
         predictions=_convert(checked.predictions),
         format_version=checked.format_version,
+        calibration={
+            name: Calibration(c.target, c.threshold, tuple(c.positive_rate))
+            for name, c in checked.calibration.items()
+        },
     )
 
 
@@ -237,7 +249,23 @@ def _check_header(data: object) -> None:
         )
 
 
+def _check_calibration(checked: _Profile) -> None:
+    for name, calibration in checked.calibration.items():
+        output = checked.predictions.get(name)
+        where = _path(("calibration", name))
+        if not isinstance(output, _Numeric):
+            raise ProfileError(f"{where}: not a numeric prediction output")
+        if len(calibration.positive_rate) != len(output.counts):
+            raise ProfileError(
+                f"{where}.positive_rate: must have one entry per bucket of the output "
+                f"({len(output.counts)}), got {len(calibration.positive_rate)}"
+            )
+        if calibration.threshold not in output.edges:
+            raise ProfileError(f"{where}.threshold: must be one of the output's edges")
+
+
 def _check_columns(checked: _Profile) -> None:
+    _check_calibration(checked)
     if not checked.features and not checked.predictions:
         raise ProfileError("$: features and predictions are both empty")
     for name in checked.predictions:

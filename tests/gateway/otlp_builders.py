@@ -36,11 +36,16 @@ def traces(
     service: str = "svc",
     name: str = "predict",
     first_trace: int = 1,
+    resource: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """One span per attribute mapping; trace ids are first_trace, first_trace+1, … (16 bytes)."""
+    """One span per attribute mapping; trace ids are first_trace, first_trace+1, … (16 bytes).
+
+    `resource`: attributes of the resource beside `service.name`."""
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.add(key="service.name").value.string_value = service
+    for key, value in (resource or {}).items():
+        set_value(resource_spans.resource.attributes.add(key=key).value, value)
     scope = resource_spans.scope_spans.add()
     for i, attributes in enumerate(spans):
         span = scope.spans.add(

@@ -19,6 +19,8 @@ from otelml.profile import (
     category_label,
 )
 from otelml.profile.binning import bucket_counts, quantile_edges
+from otelml.profile.calibration import isotonic
+from otelml.profile.io import from_dict, to_dict
 from otelml.semconv import OTHER_CATEGORY
 
 
@@ -296,3 +298,30 @@ def test_unusable_input_is_rejected(
         build(frame, **kwargs)  # type: ignore[arg-type]
     assert str(info.value).startswith(message)
     assert isinstance(info.value, ValueError)
+
+
+def test_a_target_calibrates_each_probability_output_and_is_no_feature() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.random(2000)
+    frame = pd.DataFrame({"x": rng.normal(size=2000), "p": p, "y": rng.random(2000) < p})
+    built = build(frame, predictions=["p"], target="y")
+    assert list(built.features) == ["x"]
+    output = built.predictions["p"]
+    assert isinstance(output, NumericProfile)
+    assert 0.5 in output.edges and len(output.edges) == 22  # 21 quantile edges and 0.5
+    calibration = built.calibration["p"]
+    assert (calibration.target, calibration.threshold) == ("y", 0.5)
+    bucket = bucket_index(np.asarray(output.edges), p)
+    size = len(output.counts)
+    rate = np.bincount(bucket, weights=frame["y"], minlength=size) / np.maximum(
+        np.bincount(bucket, minlength=size), 1
+    )
+    expected = isotonic(rate, np.bincount(bucket, minlength=size))
+    assert calibration.positive_rate == pytest.approx(tuple(expected))
+    assert from_dict(to_dict(built)).calibration == built.calibration
+
+
+def test_a_target_must_hold_binary_labels() -> None:
+    frame = pd.DataFrame({"p": [0.1, 0.9], "y": [0, 2]})
+    with pytest.raises(ProfileError, match="0/1"):
+        build(frame, predictions=["p"], target="y")

@@ -21,6 +21,7 @@ from otelml.gateway.connectors.connector import RecordSignal
 from otelml.gateway.connectors.grouping import model_groups, row_in_entry, series_of_key
 from otelml.gateway.decode import Records
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_STRING
+from otelml.gateway.state.attribution import SliceEntry
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.state.observations import Observations, Origin
 from otelml.gateway.state.samples import RequestSamples
@@ -295,7 +296,13 @@ class FeaturesConnector:
         layout = _uniform_layout(records, leaf_group) or _sorted_layout(
             records, record_group, leaf_group, key_series, len(groups)
         )
-        origin = Origin(records.trace_id, records.span_id, records.time_s)
+        origin = Origin(
+            records.trace_id,
+            records.span_id,
+            records.time_s,
+            records.context,
+            records.context_keys,
+        )
         self._observe_layout(layout, groups, key_series, records, origin)
         if self.samples is not None:
             self.samples.offer(records, record_group, groups, key_series, self.store)
@@ -318,6 +325,7 @@ class FeaturesConnector:
     ) -> None:
         """Observe every (attribute, model) group of a layout; absent series count as missing."""
         seen: set[tuple[int, SeriesKey]] = set()
+        counted: dict[int, list[SliceEntry]] = {}  # per model group, for the slices
         for position, (key_code, group, where) in enumerate(layout.groups):
             series = key_series[key_code]
             if series is None:
@@ -336,19 +344,26 @@ class FeaturesConnector:
                 all_finite=layout.all_finite[position],
             )
             seen.add((group, series))
-            self._observe(models[group], series, obs)
+            entry = self._observe(models[group], series, obs)
+            if entry is not None:
+                counted.setdefault(group, []).append(entry)
+        for group, entries in counted.items():
+            if models[group].segment is None:
+                self.store.slices.observe(models[group], entries, records.strings, origin)
         for group, model in enumerate(models):
             for series, distribution in list(self.store.model(model).items()):
                 if (group, series) not in seen:
                     rows = int(layout.group_rows[group])
                     distribution.observe(Observations.only_absent(rows))
 
-    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> None:
+    def _observe(self, model: ModelKey, series: SeriesKey, obs: Observations) -> SliceEntry | None:
+        """Count into the distribution; returns what it counted, for the slices."""
         distribution = self.store.existing(model, series)
         if distribution is None:
             distribution = self.store.distribution(model, series, _sample_kind(obs.kind))
         if distribution is None:
             metric = overflow_metric(series, _sample_kind(obs.kind))
             self.store.budget.count_overflow(metric, obs.rows)
-            return
-        distribution.observe(obs)
+            return None
+        binned = distribution.observe(obs)
+        return None if binned is None else SliceEntry(series, len(distribution.counts), binned)

@@ -7,7 +7,9 @@
  * without copying. Every other field is skipped by its wire type, never materialised.
  *
  * Output, for spans or log records ("records"):
- *   per record: trace_id[16], span_id[8], start/end (u64 ns), kind, status, name code, service code
+ *   per record: trace_id[16], span_id[8], start/end (u64 ns), kind, status, name code, service code,
+ *     and per context key (string attributes the caller names: the span's, else its resource's)
+ *     the string code of its value (-1: absent or not a string)
  *   per leaf (one scalar value of an `ml.*` attribute; an array contributes one leaf per element):
  *     record, key code, kind, number (double), integer (int64), text code (-1: not a string),
  *     from_array flag, entry (the attribute occurrence it came from)
@@ -240,6 +242,8 @@ static int skip(Cur *c, int wire) {
 
 /* ---- the scan ---------------------------------------------------------------------------- */
 
+#define MAX_CONTEXT 16
+
 typedef struct {
     int logs;
     const uint8_t *prefix;
@@ -251,6 +255,12 @@ typedef struct {
     Buf l_record, l_key, l_kind, l_number, l_integer, l_text, l_from_array, l_entry;
     int32_t entries;
     Intern keys, strings, names, services;
+    /* context: string attributes kept per record (resource value, overridden by the span's) */
+    const uint8_t *ctx_key[MAX_CONTEXT];
+    size_t ctx_len[MAX_CONTEXT];
+    int n_ctx;
+    int32_t block_ctx[MAX_CONTEXT], record_ctx[MAX_CONTEXT];
+    Buf context;
     /* Spans of one model carry their attributes in the same order: the key code at each
        position of the previous record is checked first, before hashing. */
     int32_t recent[64];
@@ -333,6 +343,25 @@ static int put_leaf(Scan *s, int32_t key, const Value *v, uint8_t from_array) {
     return 0;
 }
 
+/* Index of a context key equal to `key`, or -1. */
+static int context_of(const Scan *s, Cur key) {
+    size_t len = key.p ? (size_t)(key.end - key.p) : 0;
+    for (int i = 0; i < s->n_ctx; i++)
+        if (s->ctx_len[i] == len && memcmp(s->ctx_key[i], key.p, len) == 0) return i;
+    return -1;
+}
+
+/* A context attribute's value: its string code, or leaves `*slot` as it is (not a string). */
+static int context_value(Scan *s, Cur value, int32_t *slot) {
+    Value v;
+    if (any_value(s, value, &v)) return -1;
+    if (v.kind == K_STRING) {
+        *slot = intern(&s->strings, v.text, v.text_len);
+        if (*slot < 0) FAIL(s, "out of memory");
+    }
+    return 0;
+}
+
 static int key_value(Scan *s, Cur c) {
     uint32_t field;
     int wire, r;
@@ -349,6 +378,10 @@ static int key_value(Scan *s, Cur c) {
         }
     }
     if (r < 0) FAIL(s, "malformed KeyValue");
+    if (s->n_ctx && has_value) {
+        int ctx = context_of(s, key);
+        if (ctx >= 0 && context_value(s, value, &s->record_ctx[ctx])) return -1;
+    }
     size_t key_len = key.p ? (size_t)(key.end - key.p) : 0;
     if (key_len < s->prefix_len || memcmp(key.p, s->prefix, s->prefix_len) != 0) return 0;
     int32_t code = -1;
@@ -402,6 +435,7 @@ static int record(Scan *s, Cur c, int32_t service) {
     const uint32_t F_TRACE = s->logs ? 9 : 1, F_SPAN = s->logs ? 10 : 2;
     const uint32_t F_ATTRS = s->logs ? 6 : 9;
     s->position = 0;
+    memcpy(s->record_ctx, s->block_ctx, sizeof(s->record_ctx));
     while ((r = tag(&c, &field, &wire)) == 1) {
         if (field == F_TRACE && wire == 2) {
             if (len_delimited(&c, &trace)) FAIL(s, "bad trace_id");
@@ -457,6 +491,7 @@ static int record(Scan *s, Cur c, int32_t service) {
     bad |= put_u64(&s->start, start) | put_u64(&s->end, end);
     bad |= put_i32(&s->kind, kind) | put_i32(&s->status, status);
     bad |= put_i32(&s->name, name) | put_i32(&s->service, service);
+    for (int i = 0; i < s->n_ctx; i++) bad |= put_i32(&s->context, s->record_ctx[i]);
     if (bad) FAIL(s, "out of memory");
     s->count++;
     return 0;
@@ -481,6 +516,10 @@ static int resource_service(Scan *s, Cur c, int32_t *service) {
                 }
             }
             if (r2 < 0) FAIL(s, "malformed resource attribute");
+            if (s->n_ctx && key.p && value.p) {
+                int ctx = context_of(s, key);
+                if (ctx >= 0 && context_value(s, value, &s->block_ctx[ctx])) return -1;
+            }
             if (key.p && value.p && key.end - key.p == 12 && memcmp(key.p, "service.name", 12) == 0) {
                 Value v;
                 if (any_value(s, value, &v)) return -1;
@@ -518,6 +557,7 @@ static int resource_block(Scan *s, Cur c) {
     int wire, r;
     Cur inner, first = c;
     int32_t service = 0;
+    for (int i = 0; i < MAX_CONTEXT; i++) s->block_ctx[i] = -1;
     /* pass 1: the resource (it may follow the scopes on the wire) */
     while ((r = tag(&c, &field, &wire)) == 1) {
         if (field == 1 && wire == 2) {
@@ -559,7 +599,7 @@ static int request(Scan *s, Cur c) {
 static void scan_free(Scan *s) {
     Buf *bufs[] = {&s->trace_id, &s->span_id, &s->start, &s->end, &s->kind, &s->status,
                    &s->name, &s->service, &s->l_record, &s->l_key, &s->l_kind, &s->l_number,
-                   &s->l_integer, &s->l_text, &s->l_from_array, &s->l_entry};
+                   &s->l_integer, &s->l_text, &s->l_from_array, &s->l_entry, &s->context};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++) free(bufs[i]->data);
     intern_free(&s->keys);
     intern_free(&s->strings);
@@ -576,9 +616,27 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int logs;
     const char *prefix;
     Py_ssize_t prefix_len;
-    if (!PyArg_ParseTuple(args, "y*ps#", &payload, &logs, &prefix, &prefix_len)) return NULL;
+    PyObject *context = NULL;
+    if (!PyArg_ParseTuple(args, "y*ps#|O!", &payload, &logs, &prefix, &prefix_len, &PyTuple_Type,
+                          &context))
+        return NULL;
     Scan s;
     memset(&s, 0, sizeof(s));
+    Py_ssize_t n_ctx = context ? PyTuple_GET_SIZE(context) : 0;
+    if (n_ctx > MAX_CONTEXT) {
+        PyBuffer_Release(&payload);
+        return PyErr_Format(PyExc_ValueError, "at most %d context keys", MAX_CONTEXT);
+    }
+    for (Py_ssize_t i = 0; i < n_ctx; i++) {
+        PyObject *item = PyTuple_GET_ITEM(context, i);
+        if (!PyBytes_Check(item)) {
+            PyBuffer_Release(&payload);
+            return PyErr_Format(PyExc_TypeError, "context keys must be bytes");
+        }
+        s.ctx_key[i] = (const uint8_t *)PyBytes_AS_STRING(item);
+        s.ctx_len[i] = (size_t)PyBytes_GET_SIZE(item);
+    }
+    s.n_ctx = (int)n_ctx;
     s.logs = logs;
     s.prefix = (const uint8_t *)prefix;
     s.prefix_len = (size_t)prefix_len;
@@ -600,7 +658,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "%s", s.error ? s.error : "malformed protobuf");
     } else {
         result = Py_BuildValue(
-            "{s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+            "{s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
             "count", s.count, "trace_id", as_bytes(&s.trace_id), "span_id", as_bytes(&s.span_id),
             "start", as_bytes(&s.start), "end", as_bytes(&s.end), "kind", as_bytes(&s.kind),
             "status", as_bytes(&s.status), "name", as_bytes(&s.name), "service",
@@ -608,7 +666,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             as_bytes(&s.l_key), "leaf_kind", as_bytes(&s.l_kind), "leaf_number",
             as_bytes(&s.l_number), "leaf_integer", as_bytes(&s.l_integer), "leaf_text",
             as_bytes(&s.l_text), "leaf_from_array", as_bytes(&s.l_from_array), "leaf_entry",
-            as_bytes(&s.l_entry), "keys", intern_list(&s.keys), "strings",
+            as_bytes(&s.l_entry), "context", as_bytes(&s.context), "keys", intern_list(&s.keys), "strings",
             intern_list(&s.strings), "names", intern_list(&s.names), "services",
             intern_list(&s.services));
     }
@@ -619,8 +677,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(payload, logs, prefix) -> dict of column bytes: an OTLP traces (logs=False) or logs "
-     "request, keeping only attributes whose key starts with prefix."},
+     "scan(payload, logs, prefix, context=()) -> dict of column bytes: an OTLP traces (logs=False) "
+     "or logs request, keeping only attributes whose key starts with prefix, and per record the "
+     "string code of each context key (span attribute, else resource attribute; -1: absent)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -24,6 +24,9 @@ from otelml.gateway.decode.kinds import (
     KIND_STRING,
 )
 
+#: The most context keys one scan keeps (the C scanner's fixed array).
+MAX_CONTEXT = 16
+
 
 class _Interner:
     def __init__(self, *initial: str) -> None:
@@ -75,8 +78,13 @@ _FORMATS = {
 class _Columns:
     """The scan's output, filled record by record."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, context: tuple[str, ...] = ()) -> None:
         self.prefix = prefix
+        self.context = {key: i for i, key in reversed(list(enumerate(context)))}
+        self.n_context = len(context)
+        self.block_context = [-1] * len(context)
+        self.record_context: list[int] = []
+        self.context_codes: list[int] = []
         self.keys, self.strings, self.names = _Interner(), _Interner(), _Interner()
         self.services = _Interner("unknown_service")
         self.columns: dict[str, list[Any]] = {n: [] for n in ("trace_id", "span_id", *_FORMATS)}
@@ -85,8 +93,10 @@ class _Columns:
     def service_of(self, resource: Any) -> int:
         """The resource's non-empty string `service.name` (the last, as the C scanner keeps)."""
         service = 0  # unknown_service
+        self.block_context = [-1] * self.n_context
         for attribute in resource.attributes:
             value = attribute.value
+            self._context_value(attribute, self.block_context)
             if (
                 attribute.key == "service.name"
                 and value.WhichOneof("value") == "string_value"
@@ -95,10 +105,19 @@ class _Columns:
                 service = self.services.code(value.string_value)
         return service
 
+    def _context_value(self, attribute: Any, slots: list[int]) -> None:
+        """A context key's string value, interned into `slots` (other kinds leave it as is)."""
+        index = self.context.get(attribute.key)
+        value = attribute.value
+        if index is not None and value.WhichOneof("value") == "string_value":
+            slots[index] = self.strings.code(value.string_value)
+
     def add_leaves(self, record: int, attributes: Any) -> None:
         """One leaf per value of each prefixed attribute (an array gives one per element)."""
         columns = self.columns
+        self.record_context = list(self.block_context)
         for attribute in attributes:
+            self._context_value(attribute, self.record_context)
             if not attribute.key.startswith(self.prefix):
                 continue
             key = self.keys.code(attribute.key)
@@ -138,6 +157,7 @@ class _Columns:
             columns["status"].append(record.status.code)
             columns["name"].append(self.names.code(record.name))
         columns["service"].append(service)
+        self.context_codes.extend(self.record_context)
 
     def packed(self) -> dict[str, Any]:
         columns = self.columns
@@ -148,6 +168,7 @@ class _Columns:
         }
         for name, code in _FORMATS.items():
             out[name] = struct.pack(f"<{len(columns[name])}{code}", *columns[name])
+        out["context"] = struct.pack(f"<{len(self.context_codes)}i", *self.context_codes)
         out.update(
             keys=self.keys.values(),
             strings=self.strings.values(),
@@ -157,14 +178,18 @@ class _Columns:
         return out
 
 
-def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
+def scan(
+    payload: bytes, logs: bool, prefix: bytes, context: tuple[bytes, ...] = ()
+) -> dict[str, Any]:
     # One walk for both signals: the two message trees differ only in field names.
     message: Any = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
     try:
         message.ParseFromString(payload)
     except DecodeError as exc:
         raise ValueError(str(exc) or "malformed protobuf") from None
-    out = _Columns(prefix.decode())
+    if len(context) > MAX_CONTEXT:
+        raise ValueError(f"at most {MAX_CONTEXT} context keys")
+    out = _Columns(prefix.decode(), tuple(key.decode() for key in context))
     for block in message.resource_logs if logs else message.resource_spans:
         service = out.service_of(block.resource)
         for scope in block.scope_logs if logs else block.scope_spans:

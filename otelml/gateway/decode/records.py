@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from otelml.gateway.decode import _pyscan
 
 log = logging.getLogger(__name__)
 
-Scanner = Callable[[bytes, bool, bytes], dict[str, Any]]
+Scanner = Callable[[bytes, bool, bytes, tuple[bytes, ...]], dict[str, Any]]
 
 try:
     from otelml.gateway.decode import _otlpscan  # type: ignore[attr-defined]
@@ -71,9 +71,13 @@ class Records:
     keys: list[str]
     strings: list[str]
     leaves: Leaves
+    #: The context keys asked for (trace attributes, not features: `service.version`, …) and
+    #: per record the string code of each (count, len(context_keys)); -1 where absent.
+    context_keys: tuple[str, ...] = ()
+    context: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0, 0), np.int32))
 
 
-def _columns(scanned: dict[str, Any]) -> Records:
+def _columns(scanned: dict[str, Any], context_keys: tuple[str, ...] = ()) -> Records:
     count = int(scanned["count"])
 
     def view(name: str, dtype: type[np.generic]) -> Any:
@@ -107,22 +111,33 @@ def _columns(scanned: dict[str, Any]) -> Records:
             from_array=view("leaf_from_array", np.bool_),
             entry=view("leaf_entry", np.int32),
         ),
+        context_keys=context_keys,
+        context=view("context", np.int32).reshape(count, len(context_keys)),
     )
 
 
-def _decode(payload: bytes, logs: bool, scanner: Scanner | None) -> Records:
+def _decode(
+    payload: bytes, logs: bool, scanner: Scanner | None, context: tuple[str, ...]
+) -> Records:
+    encoded = tuple(key.encode() for key in context)
     try:
-        scanned = (scanner or SCANNER)(payload, logs, _PREFIX)
+        scanned = (scanner or SCANNER)(payload, logs, _PREFIX, encoded)
     except ValueError as exc:
         raise Permanent(f"malformed protobuf: {exc}", reason="malformed") from None
-    return _columns(scanned)
+    return _columns(scanned, context)
 
 
-def decode_traces(payload: bytes, scanner: Scanner | None = None) -> Records:
-    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one."""
-    return _decode(payload, False, scanner)
+def decode_traces(
+    payload: bytes, scanner: Scanner | None = None, context: tuple[str, ...] = ()
+) -> Records:
+    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one.
+
+    `context`: the span or resource string attributes to keep per record (at most 16)."""
+    return _decode(payload, False, scanner, context)
 
 
-def decode_logs(payload: bytes, scanner: Scanner | None = None) -> Records:
+def decode_logs(
+    payload: bytes, scanner: Scanner | None = None, context: tuple[str, ...] = ()
+) -> Records:
     """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one."""
-    return _decode(payload, True, scanner)
+    return _decode(payload, True, scanner, context)

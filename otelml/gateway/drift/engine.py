@@ -18,9 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from otelml.gateway.drift import methods, scores
+from otelml.gateway.drift.attributor import Attributor
 from otelml.gateway.drift.exposition import drift_families
 from otelml.gateway.drift.rules import DriftSettings, ModelDrift, Rule, RuleLike
 from otelml.gateway.drift.verdict import DriftExemplar, Verdict
+from otelml.gateway.performance.estimated import EstimatedPerformance
 from otelml.gateway.state.families import Family
 from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
 from otelml.gateway.state.store import FeatureStore
@@ -186,6 +188,17 @@ def _exemplar(distribution: object, contributions: npt.NDArray[np.float64]) -> D
     return None
 
 
+def _reference_rows(
+    table: DriftTable,
+) -> list[tuple[ModelKey, SeriesKey, npt.NDArray[np.float64]]]:
+    """The table's whole-model series with their reference counts (slices have none)."""
+    return [
+        (row.model, row.series, table.reference[i, : len(row.feature.counts)])
+        for i, row in enumerate(table.rows)
+        if row.model.segment is None
+    ]
+
+
 @dataclass
 class DriftEngine:
     """Owns the tables and the latest verdicts; `evaluate` is called by a timer (or a test)."""
@@ -198,6 +211,10 @@ class DriftEngine:
     on_step: list[
         Callable[[DriftTable, dict[tuple[ModelKey, SeriesKey], Verdict], FeatureStore], None]
     ] = field(default_factory=list)
+    #: Which trace-attribute slices explain the drifting series.
+    attributor: Attributor = field(default_factory=Attributor)
+    #: Label-free performance of the calibrated probability outputs, from the same windows.
+    estimated: EstimatedPerformance = field(default_factory=EstimatedPerformance)
     _seen_generation: int = -1
     _seen_store: FeatureStore | None = None
 
@@ -212,6 +229,8 @@ class DriftEngine:
         for table in self.tables.values():
             if now >= table.next_due:
                 table.step(store, self.verdicts)
+                self.attributor.step(_reference_rows(table), table.steps, store, self.verdicts)
+                self._estimate(table)
                 for listener in self.on_step:
                     listener(table, self.verdicts, store)
                 table.next_due = (table.next_due or now) + table.step_s
@@ -220,7 +239,22 @@ class DriftEngine:
 
     def collect(self) -> Iterator[Family]:
         """The latest verdicts (and the whole models' window counts), as metric families."""
-        return drift_families(list(series_verdicts(self)), self.reference_of)
+        yield from drift_families(list(series_verdicts(self)), self.reference_of)
+        yield from self.attributor.collect()
+        yield from self.estimated.collect()
+
+    def _estimate(self, table: DriftTable) -> None:
+        """Every calibrated probability output of the table: its window's estimate."""
+        for row in table.rows:
+            if row.series.role != "prediction" or row.model.segment is not None:
+                continue
+            found = self._config_of(row.model)
+            verdict = self.verdicts.get((row.model, row.series))
+            if found is None or verdict is None or not isinstance(row.feature, NumericProfile):
+                continue
+            calibration = found[1].calibration.get(row.series.name)
+            if calibration is not None:
+                self.estimated.update(row.model, row.feature, calibration, verdict.window)
 
     def reference_of(self, model: ModelKey, series: SeriesKey) -> FeatureProfile | None:
         for table in self.tables.values():

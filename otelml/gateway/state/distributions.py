@@ -16,7 +16,7 @@ import numpy.typing as npt
 from otelml import semconv
 from otelml.gateway.decode.kinds import KIND_BOOL, KIND_DOUBLE, KIND_INT, KIND_NULL, KIND_STRING
 from otelml.gateway.state.exemplars import Exemplars
-from otelml.gateway.state.observations import Observations
+from otelml.gateway.state.observations import Binned, Observations
 from otelml.profile.binning import bucket_index
 
 #: Index of each reason in the `invalid` counter arrays.
@@ -66,11 +66,12 @@ class NumericDistribution:
     def zero(self) -> NumericDistribution:
         return NumericDistribution(self.edges, self.valid_range)
 
-    def observe(self, obs: Observations) -> None:
+    def observe(self, obs: Observations) -> Binned | None:
+        """Count the observations; returns what was counted, bucket by bucket."""
         self.missing += obs.absent
         kind, number = obs.kind, obs.number
         if len(kind) == 0:
-            return
+            return None
         if KIND_DOUBLE <= obs.uniform_kind <= KIND_BOOL and obs.all_finite:
             index = None  # the common case: every value usable, no masks needed
             values = number
@@ -85,7 +86,7 @@ class NumericDistribution:
             index = np.flatnonzero(numeric & finite)
             values = number[index]
             if len(values) == 0:
-                return
+                return None
         bucket = bucket_index(self.edges, values)  # the profile's binning rule, shared
         added = np.bincount(bucket, minlength=len(self.counts))
         self.counts += added
@@ -101,6 +102,7 @@ class NumericDistribution:
             self.invalid[OUT_OF_RANGE] += above + int(np.count_nonzero(values < low))
         record = obs.record if index is None else obs.record[index]
         self.exemplars.offer(bucket, values, record, obs.origin, fills_empty)
+        return Binned(bucket, record, values)
 
     def merge(self, other: NumericDistribution) -> None:
         if not np.array_equal(self.edges, other.edges):
@@ -156,11 +158,12 @@ class CategoricalDistribution:
         )
         return clone
 
-    def observe(self, obs: Observations) -> None:
+    def observe(self, obs: Observations) -> Binned | None:
+        """Count the observations; returns what was counted, slot by slot."""
         kind = obs.kind
         self.missing += obs.absent
         if len(kind) == 0:
-            return
+            return None
         if obs.uniform_kind == KIND_STRING:
             usable_index = None
         else:
@@ -172,7 +175,7 @@ class CategoricalDistribution:
                 np.count_nonzero(~usable & (kind != KIND_NULL) & ~double_nan)
             )
             if not usable.any():
-                return
+                return None
             usable_index = np.flatnonzero(usable)
         slots = self._slots(obs, usable_index)
         unknown = slots < 0  # values outside the reference vocabulary
@@ -185,6 +188,7 @@ class CategoricalDistribution:
         record = obs.record if usable_index is None else obs.record[usable_index]
         number = obs.number if usable_index is None else obs.number[usable_index]
         self.exemplars.offer(slots, number, record, obs.origin, fills_empty)
+        return Binned(slots, record, number)
 
     def _slots(
         self, obs: Observations, usable_index: npt.NDArray[np.intp] | None

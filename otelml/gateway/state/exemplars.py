@@ -52,6 +52,14 @@ class Exemplars:
             self._next_refresh = now + self.refresh_s
             self.record(bucket, value, record, origin)
 
+    def due(self) -> bool:
+        """Whether a refresh is due now (and, if so, the next one starts counting)."""
+        now = time.monotonic()
+        if now < self._next_refresh:
+            return False
+        self._next_refresh = now + self.refresh_s
+        return True
+
     def record(
         self,
         bucket: npt.NDArray[np.intp],

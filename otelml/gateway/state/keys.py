@@ -35,6 +35,17 @@ class SeriesKey(NamedTuple):
 
 
 @dataclass(frozen=True)
+class AttributionSettings:
+    """Which trace attributes slice a model's drift, and how many slices are kept and shown."""
+
+    keys: tuple[str, ...] = semconv.DEFAULT_ATTRIBUTION_KEYS
+    #: Distinct values per key with their own slot (then `__other__`).
+    values: int = 8
+    #: Slices exposed per (drifting series, key), best-explaining first.
+    top: int = 3
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     """A configured model: which versions it matches and its reference profile."""
 
@@ -43,6 +54,8 @@ class ModelProfile:
     profile: Profile | None
     #: Categorical features whose values slice every series of the model.
     segments: tuple[str, ...] = ()
+    #: Drift attribution by trace attributes (None: off).
+    attribution: AttributionSettings | None = None
 
     def matches(self, key: ModelKey) -> bool:
         return self.name == key.model and (self.version is None or self.version == key.version)

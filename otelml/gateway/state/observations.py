@@ -6,7 +6,8 @@ row of a model's input (a batch span with 32 rows gives 32 observations per feat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,18 @@ class Origin:
     trace_id: npt.NDArray[np.uint8]  # (records, 16); zeros where absent
     span_id: npt.NDArray[np.uint8]  # (records, 8)
     time_s: npt.NDArray[np.float64]
+    #: Per record, the string code (into the request's strings) of each context key; -1 absent.
+    context: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    context_keys: tuple[str, ...] = ()
+
+
+class Binned(NamedTuple):
+    """What a distribution counted of some observations: the bucket (or category slot) of each
+    usable one, the record it came from and its value; what drift attribution re-slices."""
+
+    bucket: npt.NDArray[np.intp]
+    record: npt.NDArray[np.int32]
+    value: npt.NDArray[np.float64]
 
 
 _NO_ORIGIN = Origin(np.zeros((0, 16), np.uint8), np.zeros((0, 8), np.uint8), np.zeros(0))

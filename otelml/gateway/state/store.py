@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from otelml import semconv
+from otelml.gateway.state.attribution import SliceStore
 from otelml.gateway.state.budget import SeriesBudget
 from otelml.gateway.state.distributions import (
     CategoricalDistribution,
@@ -44,6 +45,8 @@ class FeatureStore:
         # One array shared by every default-bucket series: the exposition formats it once.
         self._default_edges = np.asarray(default_edges(), dtype=np.float64)
         self._segments: dict[tuple[ModelKey, str], set[str]] = {}
+        #: The same observations sliced by trace attributes, for drift attribution.
+        self.slices = SliceStore(self.models)
         #: Incremented whenever a distribution is created: lets readers skip rescans.
         self.generation = 0
 
@@ -157,6 +160,7 @@ class FeatureStore:
             if mine.kind != theirs.kind:
                 continue  # two workers guessed differently for an unprofiled series: keep ours
             mine.merge(theirs)  # type: ignore[arg-type]
+        self.slices.merge(other.slices)
 
     def collect(self) -> Iterator[Family]:
         """The whole models' distributions, their slices', then the reference profiles."""

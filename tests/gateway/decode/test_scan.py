@@ -58,11 +58,39 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> None:
             assert a[key] == b[key], key
 
 
+#: Context keys: span attributes, resource attributes, an `ml.*` key kept both ways, a repeat.
+CONTEXT = (b"http.route", b"service.version", b"ml.model.version", b"tenant", b"http.route")
+resources = st.dictionaries(st.sampled_from(["service.version", "tenant", "zone"]), scalars)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records, st.text(max_size=8), st.booleans())
-def test_c_scanner_equals_python_scanner(spans: list[Any], service: str, as_logs: bool) -> None:
-    payload = logs(spans) if as_logs else traces(spans, service=service or "svc")
+@given(records, st.text(max_size=8), st.booleans(), resources)
+def test_c_scanner_equals_python_scanner(
+    spans: list[Any], service: str, as_logs: bool, resource: dict[str, Any]
+) -> None:
+    payload = logs(spans) if as_logs else traces(spans, service=service or "svc", resource=resource)
     _same(_otlpscan.scan(payload, as_logs, b"ml."), _pyscan.scan(payload, as_logs, b"ml."))
+    _same(
+        _otlpscan.scan(payload, as_logs, b"ml.", CONTEXT),
+        _pyscan.scan(payload, as_logs, b"ml.", CONTEXT),
+    )
+
+
+def test_context_is_the_spans_attribute_else_its_resources() -> None:
+    payload = traces(
+        [{"http.route": "/a", "ml.model.name": "m"}, {"service.version": "span-level"}, {}],
+        resource={"service.version": "1.2", "http.route": 7},
+    )
+    records = decode_traces(payload, context=("service.version", "http.route", "tenant"))
+    assert records.context_keys == ("service.version", "http.route", "tenant")
+    named = [
+        [records.strings[c] if c >= 0 else None for c in row] for row in records.context.tolist()
+    ]
+    # A non-string resource value counts as absent; a span's own value overrides its resource's.
+    assert named == [["1.2", "/a", None], ["span-level", None, None], ["1.2", None, None]]
+    assert decode_traces(payload).context.shape == (3, 0)
+    with pytest.raises(Permanent):
+        decode_traces(payload, context=tuple(f"k{i}" for i in range(17)))
 
 
 @settings(max_examples=300, deadline=None)
