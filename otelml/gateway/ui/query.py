@@ -169,6 +169,39 @@ def series(
         "invalid_total": dict(
             zip(semconv.INVALID_REASONS, (int(v) for v in distribution.invalid), strict=True)
         ),
+        "attribution": _attribution(engine, key, series_key),
+        "estimated": _estimated(engine, key, series_key),
+    }
+
+
+def _attribution(
+    engine: DriftEngine | None, model: ModelKey, series: SeriesKey
+) -> list[schema.AttributionSlice]:
+    found = engine.attributor.results.get((model, series), []) if engine is not None else []
+    return [
+        {
+            "key": s.key,
+            "value": s.value,
+            "explained": s.explained,
+            "traffic_share": s.traffic_share,
+            "slice_score": _finite(s.slice_score) or 0.0,
+            "window_observations": s.window_observations,
+            "trace_id": s.exemplar.trace_id if s.exemplar is not None else None,
+        }
+        for s in found
+    ]
+
+
+def _estimated(
+    engine: DriftEngine | None, model: ModelKey, series: SeriesKey
+) -> dict[str, schema.EstimateOut]:
+    if engine is None or series.role != "prediction":
+        return {}
+    estimate = engine.estimated.latest.get((model, series.name), {})
+    return {
+        metric: {"value": value, "stderr": stderr}
+        for metric, (value, stderr) in estimate.items()
+        if _ok(value) and _ok(stderr)
     }
 
 

@@ -124,6 +124,28 @@ class DriftEventOut(TypedDict):
     samples: list[SampleRef]
 
 
+class AttributionSlice(TypedDict):
+    """One slice of the traffic (a trace attribute's value) and how much of the drift it carries."""
+
+    key: str
+    value: str
+    #: Share of the window's drift score that leaving this slice out removes (0–1).
+    explained: float
+    #: The slice's share of the window's observations.
+    traffic_share: float
+    #: The slice alone against the reference (the series' drift method).
+    slice_score: float
+    window_observations: int
+    #: A recent trace of this slice.
+    trace_id: str | None
+
+
+class EstimateOut(TypedDict):
+    value: float
+    #: Sampling uncertainty of the estimate (one standard error).
+    stderr: float
+
+
 class SeriesDetail(TypedDict):
     model: str
     version: str
@@ -139,6 +161,10 @@ class SeriesDetail(TypedDict):
     events: list[DriftEventOut]
     missing_total: int
     invalid_total: dict[str, int]
+    #: While the series drifts: the slices of traffic that explain it, ranked per key.
+    attribution: list[AttributionSlice]
+    #: Label-free performance of a calibrated probability output over the window, by metric.
+    estimated: dict[str, EstimateOut]
 
 
 class RequestRow(TypedDict):

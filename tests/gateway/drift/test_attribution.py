@@ -279,3 +279,21 @@ def test_a_categorical_feature_is_attributed_like_a_numeric_one(tmp_path: Path) 
     assert (top.value, other.value) == ("v2", "v1")
     assert top.explained > 0.95 and other.explained == 0.0
     assert top.exemplar is not None and int(top.exemplar.trace_id, 16) > 600
+
+
+def test_the_ui_api_lists_the_slices_that_explain_the_drift(tmp_path: Path) -> None:
+    """/api/v1/series answers the attributor's ranking as it is (one reader, no copy)."""
+    from otelml.gateway.ui import query
+
+    state, traces_of = _run(tmp_path, lambda version, route, tenant: 1.5 * (version == "v2"))
+    answer = query.series(state, "m", "1", "feature", "x", None)
+    assert state.drift is not None
+    ranked = state.drift.attributor.results[(MODEL, X)]
+    assert [(a["key"], a["value"]) for a in answer["attribution"]] == [
+        (s.key, s.value) for s in ranked
+    ]
+    top = next(a for a in answer["attribution"] if a["key"] == "service.version")
+    assert top["value"] == "v2" and top["explained"] == ranked[0].explained > 0.9
+    assert top["traffic_share"] == pytest.approx(0.30, abs=0.005)
+    assert top["trace_id"] in traces_of["v2"]
+    assert answer["estimated"] == {}  # a feature: nothing to estimate

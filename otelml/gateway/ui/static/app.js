@@ -223,6 +223,8 @@ const App = (() => {
             note: (p) => ` · ${p.observations} obs` + (p.detected ? " · drift" : ""), empty: "no verdict yet",
           }),
           events(data, pick))),
+      attribution(data),
+      estimated(data),
       samples, request);
     if (bucket) showSamples(samples, request, bucket, data);
     else samples.appendChild(h("p", { class: "muted" }, "Pick a bucket to see the requests behind it."));
@@ -242,6 +244,32 @@ const App = (() => {
           showRequest($("request"), { trace_id: e.trace_id, row: 0 }, data);
         } }, h("code", {}, e.trace_id.slice(0, 12) + "…"))] : "",
         ` · ${e.samples.length} recent request(s)`))));
+  }
+
+  function attribution(data) {
+    if (!data.attribution.length) return null;
+    return h("section", { class: "panel", id: "attribution" },
+      h("h2", {}, "Where the drift comes from"),
+      h("p", { class: "muted" }, "Slices of the window's traffic by trace attribute: the share of the drift score that leaving a slice out removes, its share of the traffic, and its own score against the reference."),
+      h("table", { class: "sample-list" },
+        h("thead", {}, h("tr", {}, ["attribute", "value", "drift explained", "traffic", "slice score", "observations", "a trace"].map((t) => h("th", {}, t)))),
+        h("tbody", {}, data.attribution.map((a) => h("tr", { class: "slice", "data-key": a.key, "data-value": a.value },
+          h("td", {}, h("code", {}, a.key)), h("td", {}, a.value),
+          h("td", { class: "num" }, pct(a.explained)), h("td", { class: "num" }, pct(a.traffic_share)),
+          h("td", { class: "num" }, fmt(a.slice_score)), h("td", { class: "num" }, String(a.window_observations)),
+          h("td", {}, a.trace_id ? h("a", { href: "#", class: "trace", onclick: (event) => {
+            event.preventDefault();
+            showRequest($("request"), { trace_id: a.trace_id, row: 0 }, data);
+          } }, h("code", {}, a.trace_id.slice(0, 12) + "…")) : "–"))))));
+  }
+
+  function estimated(data) {
+    const metrics = Object.keys(data.estimated);
+    if (!metrics.length) return null;
+    return h("section", { class: "panel", id: "estimated" },
+      h("h2", {}, "Estimated performance, without labels"),
+      h("p", { class: "muted" }, "From the calibrated confidence of the window's predictions (holds under covariate shift, not under concept drift)."),
+      h("p", {}, metrics.map((m) => h("span", { class: "tag" }, `${m} ${fmt(data.estimated[m].value)} ± ${fmt(data.estimated[m].stderr)}`))));
   }
 
   function showSamples(panel, request, bucket, data) {
