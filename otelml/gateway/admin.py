@@ -35,9 +35,17 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if ready():
-            return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready\n", status_code=503)
+        if not ready():
+            return PlainTextResponse("not ready\n", status_code=503)
+        # A queue that cannot be written (a full disk) refuses every export: not ready.
+        failing = [
+            f"exporter {name}: queue {operation} failing: {error}"
+            for name, stats in sorted((await snapshot()).exporters.items())
+            for operation, error in sorted(stats.failing.items())
+        ]
+        if failing:
+            return PlainTextResponse("not ready\n" + "\n".join(failing) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
 
     return Starlette(
         routes=[

@@ -66,7 +66,10 @@ class Redactor:
         self.values: Counter[str] = Counter()
 
     def merge(self, other: Redactor) -> None:
-        """Another worker's counters."""
+        """Another worker's counters, and its patterns: a merged view built with only the
+        built-in ones would leave the configured patterns' counters out of /metrics."""
+        for name, pattern in other.patterns.items():
+            self.patterns.setdefault(name, pattern)
         self.removed += other.removed
         self.values.update(other.values)
 
