@@ -273,6 +273,13 @@ class Limits(_Strict):
     max_inflight_bytes: Size = 64 * 1024**2
     #: Resident memory past which requests are refused with a retry hint (unset: no limit).
     memory_limit: Size | None = None
+    #: Seconds an HTTP request's body may take to arrive; past it: 408 (a slow client).
+    body_timeout: Duration = Field(default=30.0, gt=0)
+    #: Seconds an HTTP connection may stay with no request in progress (idle, or a request
+    #: header still arriving) before it is closed.
+    idle_timeout: Duration = Field(default=30.0, gt=0)
+    #: Open HTTP connections per receiver (and per worker); past it: 503 + closed.
+    max_connections: int = Field(default=1000, gt=0)
 
 
 class Redaction(_Strict):

@@ -26,12 +26,22 @@ from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.serving import HttpServer, add_grpc_port, bind, http_server, wait_for_signal
+from otelml.gateway.serving import (
+    ConnectionLimits,
+    HttpServer,
+    add_grpc_port,
+    bind,
+    http_server,
+    wait_for_signal,
+)
 from otelml.gateway.state.store import FeatureStore
 from otelml.gateway.validation import CheckedConfig, check
 from otelml.gateway.workers import serve_workers
 
 log = logging.getLogger("otelml.gateway")
+
+#: A connection closed while its request header was still arriving (a slow client).
+REASON_HEADER_TIMEOUT = "header_timeout"
 
 
 @dataclass(frozen=True)
@@ -118,8 +128,9 @@ class Gateway:
             snapshot = admin_snapshot or self._own_state
             apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket, None))
         if receivers and http_socket is not None:
+            limits = self.config.limits
             receiver = otlp_http.create_app(
-                self.pipeline, self.config.limits.max_request_bytes, self.guard
+                self.pipeline, limits.max_request_bytes, self.guard, limits.body_timeout
             )
             apps.append((receiver, http_socket, otlp.http.tls if otlp.http else None))
         await self._start_http(apps)
@@ -149,8 +160,14 @@ class Gateway:
 
     async def _start_http(self, apps: list[tuple[object, socket.socket, Tls | None]]) -> None:
         """Serve each app on its socket; returns once all listen (or re-raises a failure)."""
+        limits = self.config.limits
+        connections = ConnectionLimits(
+            limits.max_connections,
+            limits.idle_timeout,
+            lambda: self.state.stats.refuse_request(otlp_http.TRANSPORT, REASON_HEADER_TIMEOUT),
+        )
         for app, sock, tls in apps:
-            server = http_server(app, tls)
+            server = http_server(app, tls, connections)
             self._http.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not all(s.started for s in self._http):
