@@ -273,6 +273,9 @@ class Limits(_Strict):
     max_inflight_bytes: Size = 64 * 1024**2
     #: Resident memory past which requests are refused with a retry hint (unset: no limit).
     memory_limit: Size | None = None
+    #: ml.* values one request may carry, batch rows expanded (a scalar beside an array of
+    #: n counts n times); past it: 413 / INVALID_ARGUMENT before any work (send smaller batches).
+    max_request_values: int = Field(default=1_000_000, gt=0)
     #: Seconds an HTTP request's body may take to arrive; past it: 408 (a slow client).
     body_timeout: Duration = Field(default=30.0, gt=0)
     #: Seconds an HTTP connection may stay with no request in progress (idle, or a request

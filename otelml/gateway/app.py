@@ -97,6 +97,8 @@ class Gateway:
             config.limits.max_inflight_bytes,
             config.limits.memory_limit,
         )
+        self.pipeline.max_values = config.limits.max_request_values
+        self.pipeline.charge = self.guard.charge_current
         self._grpc: grpc.aio.Server | None = None
         self._http: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []

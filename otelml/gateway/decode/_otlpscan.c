@@ -255,6 +255,9 @@ typedef struct {
        position of the previous record is checked first, before hashing. */
     int32_t recent[64];
     uint32_t position;
+    /* Leaves allowed (0: no limit); past it the scan stops at once, `too_many` set. */
+    Py_ssize_t max_leaves;
+    int too_many;
     const char *error;
 } Scan;
 
@@ -320,6 +323,11 @@ static int any_value(Scan *s, Cur c, Value *v) {
 
 static int put_leaf(Scan *s, int32_t key, const Value *v, uint8_t from_array) {
     int32_t text = -1;
+    /* l_kind holds one byte per leaf: its length is the number of leaves so far. */
+    if (s->max_leaves > 0 && (Py_ssize_t)s->l_kind.len >= s->max_leaves) {
+        s->too_many = 1;
+        FAIL(s, "too many values");
+    }
     if (v->kind == K_STRING) {
         text = intern(&s->strings, v->text, v->text_len);
         if (text < 0) FAIL(s, "out of memory");
@@ -576,9 +584,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int logs;
     const char *prefix;
     Py_ssize_t prefix_len;
-    if (!PyArg_ParseTuple(args, "y*ps#", &payload, &logs, &prefix, &prefix_len)) return NULL;
+    Py_ssize_t max_leaves = 0;
+    if (!PyArg_ParseTuple(args, "y*ps#|n", &payload, &logs, &prefix, &prefix_len, &max_leaves))
+        return NULL;
     Scan s;
     memset(&s, 0, sizeof(s));
+    s.max_leaves = max_leaves;
     s.logs = logs;
     s.prefix = (const uint8_t *)prefix;
     s.prefix_len = (size_t)prefix_len;
@@ -596,7 +607,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!failed) failed = request(&s, c);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
-    if (failed) {
+    if (failed && s.too_many) {
+        PyErr_Format(PyExc_OverflowError, "more than %zd ml.* values", s.max_leaves);
+    } else if (failed) {
         PyErr_Format(PyExc_ValueError, "%s", s.error ? s.error : "malformed protobuf");
     } else {
         result = Py_BuildValue(
@@ -619,8 +632,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(payload, logs, prefix) -> dict of column bytes: an OTLP traces (logs=False) or logs "
-     "request, keeping only attributes whose key starts with prefix."},
+     "scan(payload, logs, prefix, max_leaves=0) -> dict of column bytes: an OTLP traces "
+     "(logs=False) or logs request, keeping only attributes whose key starts with prefix. "
+     "OverflowError past max_leaves values (0: no limit)."},
     {NULL, NULL, 0, NULL},
 };
 

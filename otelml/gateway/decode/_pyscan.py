@@ -75,8 +75,9 @@ _FORMATS = {
 class _Columns:
     """The scan's output, filled record by record."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, max_leaves: int = 0) -> None:
         self.prefix = prefix
+        self.max_leaves = max_leaves
         self.keys, self.strings, self.names = _Interner(), _Interner(), _Interner()
         self.services = _Interner("unknown_service")
         self.columns: dict[str, list[Any]] = {n: [] for n in ("trace_id", "span_id", *_FORMATS)}
@@ -111,6 +112,8 @@ class _Columns:
                 kind, number, integer, text = _scalar(element)
                 if from_array and element.WhichOneof("value") == "array_value":
                     kind = KIND_OTHER
+                if self.max_leaves and len(columns["leaf_kind"]) >= self.max_leaves:
+                    raise OverflowError(f"more than {self.max_leaves} ml.* values")
                 columns["leaf_record"].append(record)
                 columns["leaf_key"].append(key)
                 columns["leaf_kind"].append(kind)
@@ -157,14 +160,15 @@ class _Columns:
         return out
 
 
-def scan(payload: bytes, logs: bool, prefix: bytes) -> dict[str, Any]:
+def scan(payload: bytes, logs: bool, prefix: bytes, max_leaves: int = 0) -> dict[str, Any]:
+    """The C scanner's twin: OverflowError past `max_leaves` values (0: no limit)."""
     # One walk for both signals: the two message trees differ only in field names.
     message: Any = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
     try:
         message.ParseFromString(payload)
     except DecodeError as exc:
         raise ValueError(str(exc) or "malformed protobuf") from None
-    out = _Columns(prefix.decode())
+    out = _Columns(prefix.decode(), max_leaves)
     for block in message.resource_logs if logs else message.resource_spans:
         service = out.service_of(block.resource)
         for scope in block.scope_logs if logs else block.scope_spans:

@@ -21,7 +21,8 @@ from otelml.gateway.decode import _pyscan
 
 log = logging.getLogger(__name__)
 
-Scanner = Callable[[bytes, bool, bytes], dict[str, Any]]
+#: (payload, logs, prefix, max_leaves) → columns; OverflowError past max_leaves (0: no limit).
+Scanner = Callable[[bytes, bool, bytes, int], dict[str, Any]]
 
 try:
     from otelml.gateway.decode import _otlpscan  # type: ignore[attr-defined]
@@ -110,19 +111,37 @@ def _columns(scanned: dict[str, Any]) -> Records:
     )
 
 
-def _decode(payload: bytes, logs: bool, scanner: Scanner | None) -> Records:
+REASON_TOO_MANY_VALUES = "too_many_values"
+
+
+def too_many_values(limit: int, what: str) -> Permanent:
+    """413 for a request that would cost more than `limits.max_request_values` (the client
+    should send smaller batches); counted with reason `too_many_values`."""
+    return Permanent(
+        f"request carries {what} than limits.max_request_values ({limit}): send smaller batches",
+        reason=REASON_TOO_MANY_VALUES,
+        http_status=413,
+    )
+
+
+def _decode(payload: bytes, logs: bool, scanner: Scanner | None, max_values: int) -> Records:
     try:
-        scanned = (scanner or SCANNER)(payload, logs, _PREFIX)
+        scanned = (scanner or SCANNER)(payload, logs, _PREFIX, max_values)
+    except OverflowError:
+        # The scan stopped at the limit: never more than `max_values` leaves were held.
+        raise too_many_values(max_values, "more ml.* values") from None
     except ValueError as exc:
         raise Permanent(f"malformed protobuf: {exc}", reason="malformed") from None
     return _columns(scanned)
 
 
-def decode_traces(payload: bytes, scanner: Scanner | None = None) -> Records:
-    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one."""
-    return _decode(payload, False, scanner)
+def decode_traces(payload: bytes, scanner: Scanner | None = None, max_values: int = 0) -> Records:
+    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one, or if it
+    holds more than `max_values` ml.* values (0: no limit)."""
+    return _decode(payload, False, scanner, max_values)
 
 
-def decode_logs(payload: bytes, scanner: Scanner | None = None) -> Records:
-    """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one."""
-    return _decode(payload, True, scanner)
+def decode_logs(payload: bytes, scanner: Scanner | None = None, max_values: int = 0) -> Records:
+    """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one, or if it
+    holds more than `max_values` ml.* values (0: no limit)."""
+    return _decode(payload, True, scanner, max_values)

@@ -17,10 +17,13 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from otelml.errors import Refused
 
 RETRY_AFTER_S = 1.0
+#: The reservation of the request being handled (each request runs in its own task).
+_CURRENT: ContextVar[Reservation | None] = ContextVar("otelml_reservation", default=None)
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -71,10 +74,19 @@ class Guard:
         if self.memory_limit is not None and self._resident() > self.memory_limit:
             raise Refused(f"memory above limits.memory_limit ({self.memory_limit})", RETRY_AFTER_S)
         reservation = Reservation(self)
+        token = _CURRENT.set(reservation)
         try:
             yield reservation
         finally:
+            _CURRENT.reset(token)
             self.inflight_bytes -= reservation.held
+
+    @staticmethod
+    def charge_current(size: int) -> None:
+        """Charge `size` bytes of work (decoded values) to the request being handled."""
+        reservation = _CURRENT.get()
+        if reservation is not None:
+            reservation.charge(size)
 
     def _resident(self) -> int:
         now = time.monotonic()
