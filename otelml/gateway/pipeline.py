@@ -59,13 +59,17 @@ class Pipeline:
         #: Charges bytes of work to the current request's admission (raises `Refused`).
         self.charge: Callable[[int], None] = lambda size: None
 
-    def _admit_work(self, records: Records) -> None:
-        """Bound the work before doing it: refuse a request that expands past `max_values`,
-        charge the rest to admission."""
+    def _bounded(self, records: Records) -> int:
+        """The observations `records` expand to; `Permanent` 413 past `max_values`."""
         values = expanded_values(records)
         if self.max_values and values > self.max_values:
             raise too_many_values(self.max_values, f"{values} values (batch rows expanded), more")
-        self.charge(values * WORK_BYTES_PER_VALUE)
+        return values
+
+    def _admit_work(self, records: Records) -> None:
+        """Bound the work before doing it: refuse a request that expands past `max_values`,
+        charge the rest to admission."""
+        self.charge(self._bounded(records) * WORK_BYTES_PER_VALUE)
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.
@@ -88,6 +92,8 @@ class Pipeline:
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
         if self.redactor is not None:
+            # Bounded before redaction's full protobuf parse, which costs far more per value.
+            self._bounded(decode_traces(payload, max_values=self.max_values))
             payload = self.redactor.traces(payload)
         records = decode_traces(payload, max_values=self.max_values)
         self._admit_work(records)
@@ -111,6 +117,7 @@ class Pipeline:
     def consume_logs(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
         if self.redactor is not None:
+            self._bounded(decode_logs(payload, max_values=self.max_values))
             payload = self.redactor.logs(payload)
         records = decode_logs(payload, max_values=self.max_values)
         self._admit_work(records)
