@@ -277,6 +277,52 @@ typedef struct {
 } Value;
 
 /* Decodes one AnyValue; for arrays, `array` holds the ArrayValue body. */
+/* Arrays and kvlists within each other may nest MAX_NESTING deep: one rule for every request,
+   redacted or not (protobuf's own parsers give up near 32 kvlists deep, and the redaction
+   processor parses with them). The recursion is bounded by the budget. 0 = within, -1 = not. */
+#define MAX_NESTING 16
+
+static int nesting_within(Cur v, int budget);
+
+static int key_value_nesting(Cur kv, int budget) {
+    uint32_t field;
+    int wire, r;
+    while ((r = tag(&kv, &field, &wire)) == 1) {
+        if (field == 2 && wire == 2) {
+            Cur value;
+            if (len_delimited(&kv, &value) || nesting_within(value, budget)) return -1;
+        } else if (skip(&kv, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static int nesting_within(Cur v, int budget) {
+    uint32_t field, f2;
+    int wire, w2, r, r2;
+    while ((r = tag(&v, &field, &wire)) == 1) {
+        if ((field == 5 || field == 6) && wire == 2) {
+            Cur list, item;
+            if (budget == 0 || len_delimited(&v, &list)) return -1;
+            while ((r2 = tag(&list, &f2, &w2)) == 1) {
+                if (f2 == 1 && w2 == 2) {
+                    if (len_delimited(&list, &item)) return -1;
+                    if (field == 5 ? nesting_within(item, budget - 1)
+                                   : key_value_nesting(item, budget - 1))
+                        return -1;
+                } else if (skip(&list, w2)) {
+                    return -1;
+                }
+            }
+            if (r2 < 0) return -1;
+        } else if (skip(&v, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
 static int any_value(Scan *s, Cur c, Value *v) {
     uint32_t field;
     int wire, r;
@@ -357,6 +403,8 @@ static int key_value(Scan *s, Cur c) {
         }
     }
     if (r < 0) FAIL(s, "malformed KeyValue");
+    if (has_value && nesting_within(value, MAX_NESTING))
+        FAIL(s, "attribute value malformed or nested deeper than 16 arrays/kvlists");
     size_t key_len = key.p ? (size_t)(key.end - key.p) : 0;
     if (key_len < s->prefix_len || memcmp(key.p, s->prefix, s->prefix_len) != 0) return 0;
     int32_t code = -1;

@@ -100,6 +100,10 @@ class _Columns:
         """One leaf per value of each prefixed attribute (an array gives one per element)."""
         columns = self.columns
         for attribute in attributes:
+            if not _nesting_within(attribute.value, MAX_NESTING):
+                raise ValueError(
+                    "attribute value malformed or nested deeper than 16 arrays/kvlists"
+                )
             if not attribute.key.startswith(self.prefix):
                 continue
             key = self.keys.code(attribute.key)
@@ -158,6 +162,21 @@ class _Columns:
             services=self.services.values(),
         )
         return out
+
+
+#: Arrays and kvlists within each other, at most (the C scanner's MAX_NESTING).
+MAX_NESTING = 16
+
+
+def _nesting_within(value: Any, budget: int) -> bool:
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return budget > 0 and all(_nesting_within(v, budget - 1) for v in value.array_value.values)
+    if which == "kvlist_value":
+        return budget > 0 and all(
+            _nesting_within(kv.value, budget - 1) for kv in value.kvlist_value.values
+        )
+    return True
 
 
 def scan(payload: bytes, logs: bool, prefix: bytes, max_leaves: int = 0) -> dict[str, Any]:
