@@ -149,6 +149,8 @@ class Pipeline:
                 "no_exporter",
                 404,
             )
+        if self.redactor is not None:
+            payload = self.redactor.metrics(payload)
         try:
             points = count_points(payload)
         except DecodeError as exc:
