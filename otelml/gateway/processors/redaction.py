@@ -116,7 +116,7 @@ class Redactor:
     def _any_value(self, value: Any) -> None:
         which = value.WhichOneof("value")
         if which == "string_value":
-            value.string_value = self.text(value.string_value)
+            self._field(value, "string_value")
         elif which == "array_value":
             for item in value.array_value.values:
                 self._any_value(item)
@@ -134,12 +134,21 @@ class Redactor:
             attributes.extend(kept)
         for attribute in attributes:
             # Keys too: an attribute key becomes a `feature` label and is forwarded.
-            attribute.key = self.text(attribute.key)
+            self._field(attribute, "key")
             self._any_value(attribute.value)
 
+    def _field(self, message: Any, name: str) -> None:
+        """Redact one string field, written back only if it changed: an untouched message
+        serialises to the same bytes (no empty submessage made present)."""
+        value = getattr(message, name)
+        if value:
+            redacted = self.text(value)
+            if redacted != value:
+                setattr(message, name, redacted)
+
     def _scope(self, scope: Any) -> None:
-        scope.name = self.text(scope.name)
-        scope.version = self.text(scope.version)
+        self._field(scope, "name")
+        self._field(scope, "version")
         self._attributes(scope.attributes)
 
     def traces(self, payload: bytes) -> bytes:
@@ -151,18 +160,19 @@ class Redactor:
         for resource_spans in request.resource_spans:
             self._attributes(resource_spans.resource.attributes)
             for scope in resource_spans.scope_spans:
-                self._scope(scope.scope)
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
                 for span in scope.spans:
-                    span.name = self.text(span.name)
-                    span.trace_state = self.text(span.trace_state)
+                    self._field(span, "name")
+                    self._field(span, "trace_state")
                     self._attributes(span.attributes)
                     for event in span.events:
-                        event.name = self.text(event.name)
+                        self._field(event, "name")
                         self._attributes(event.attributes)
                     for link in span.links:
-                        link.trace_state = self.text(link.trace_state)
+                        self._field(link, "trace_state")
                         self._attributes(link.attributes)
-                    span.status.message = self.text(span.status.message)
+                    self._field(span.status, "message")
         return request.SerializeToString()
 
     def logs(self, payload: bytes) -> bytes:
@@ -172,12 +182,13 @@ class Redactor:
         for resource_logs in request.resource_logs:
             self._attributes(resource_logs.resource.attributes)
             for scope in resource_logs.scope_logs:
-                self._scope(scope.scope)
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
                 for record in scope.log_records:
                     self._attributes(record.attributes)
                     self._any_value(record.body)
-                    record.severity_text = self.text(record.severity_text)
-                    record.event_name = self.text(record.event_name)
+                    self._field(record, "severity_text")
+                    self._field(record, "event_name")
         return request.SerializeToString()
 
     def metrics(self, payload: bytes) -> bytes:
@@ -189,9 +200,10 @@ class Redactor:
         for resource_metrics in request.resource_metrics:
             self._attributes(resource_metrics.resource.attributes)
             for scope in resource_metrics.scope_metrics:
-                self._scope(scope.scope)
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
                 for metric in scope.metrics:
-                    metric.description = self.text(metric.description)
+                    self._field(metric, "description")
                     which = metric.WhichOneof("data")
                     if which is None:
                         continue
