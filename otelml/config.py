@@ -276,6 +276,9 @@ class Limits(_Strict):
     #: ml.* values one request may carry, batch rows expanded (a scalar beside an array of
     #: n counts n times); past it: 413 / INVALID_ARGUMENT before any work (send smaller batches).
     max_request_values: int = Field(default=1_000_000, gt=0)
+    #: Characters of a string that becomes a label value (span, service, model, feature and
+    #: category names) at most; longer ones are cut and counted.
+    max_label_length: int = Field(default=256, ge=16, le=65536)
     #: Seconds an HTTP request's body may take to arrive; past it: 408 (a slow client).
     body_timeout: Duration = Field(default=30.0, gt=0)
     #: Seconds an HTTP connection may stay with no request in progress (idle, or a request

@@ -99,6 +99,7 @@ class Gateway:
         )
         self.pipeline.max_values = config.limits.max_request_values
         self.pipeline.charge = self.guard.charge_current
+        self.pipeline.max_label_length = config.limits.max_label_length
         self._grpc: grpc.aio.Server | None = None
         self._http: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []

@@ -22,7 +22,7 @@ from otelml.gateway.consumer import ExportResult, GroundTruthItem
 from otelml.gateway.decode import Records, decode_logs, decode_traces
 from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
 from otelml.gateway.decode.metrics import count_points
-from otelml.gateway.decode.records import too_many_values
+from otelml.gateway.decode.records import too_many_values, truncate_labels
 from otelml.gateway.exporters.sender import Sender
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
@@ -58,6 +58,8 @@ class Pipeline:
         self.max_values = 0
         #: Charges bytes of work to the current request's admission (raises `Refused`).
         self.charge: Callable[[int], None] = lambda size: None
+        #: `limits.max_label_length`: longer strings are cut before they become labels.
+        self.max_label_length = 256
 
     def _bounded(self, records: Records) -> int:
         """The observations `records` expand to; `Permanent` 413 past `max_values`."""
@@ -68,8 +70,9 @@ class Pipeline:
 
     def _admit_work(self, records: Records) -> None:
         """Bound the work before doing it: refuse a request that expands past `max_values`,
-        charge the rest to admission."""
+        charge the rest to admission; cut what would make too long a label."""
         self.charge(self._bounded(records) * WORK_BYTES_PER_VALUE)
+        self.stats.truncated.update(truncate_labels(records, self.max_label_length))
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.

@@ -145,3 +145,23 @@ def decode_logs(payload: bytes, scanner: Scanner | None = None, max_values: int 
     """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one, or if it
     holds more than `max_values` ml.* values (0: no limit)."""
     return _decode(payload, True, scanner, max_values)
+
+
+def truncate_labels(records: Records, max_length: int) -> dict[str, int]:
+    """Cut every string that can become a label value (span and service names, attribute keys,
+    string values: models, features, categories) to `max_length` characters, in place; how
+    many were cut, by field. One C-speed length scan per list when nothing is too long."""
+    cut: dict[str, int] = {}
+    for field, values in (
+        ("span_name", records.names),
+        ("service", records.services),
+        ("key", records.keys),
+        ("value", records.strings),
+    ):
+        if not values or max(map(len, values)) <= max_length:
+            continue
+        long = [i for i, value in enumerate(values) if len(value) > max_length]
+        for i in long:
+            values[i] = values[i][:max_length]
+        cut[field] = len(long)
+    return cut

@@ -160,7 +160,7 @@ class FeatureStore:
                     observed = int(theirs.counts.sum()) + theirs.missing + int(theirs.invalid.sum())
                     self.budget.count_overflow(overflow_metric(series, kind), observed)
                     continue
-                self._by_model[key][series] = mine
+                self._by_model.setdefault(key, {})[series] = mine
                 self.generation += 1
             if mine.kind != theirs.kind:
                 continue  # two workers guessed differently for an unprofiled series: keep ours
