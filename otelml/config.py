@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -324,7 +325,11 @@ class Redaction(_Strict):
 
 
 class Auth(_Strict):
-    bearer_token: str = Field(default="", repr=False)
+    #: Required on every OTLP request when set (`Authorization: Bearer <token>`).
+    bearer_token: SecretStr = SecretStr("")
+    #: Required on the admin port's /metrics when set (it carries trace ids, model, feature
+    #: and span names); /healthz and /readyz stay open for probes.
+    admin_bearer_token: SecretStr = SecretStr("")
 
 
 class GatewayConfig(_Strict):

@@ -18,14 +18,23 @@ from otelml.gateway.exporters.prometheus import (
     wants_openmetrics,
 )
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.receivers.guard import Guard
 
 
 def create_app(
-    snapshot: Callable[[], Awaitable[GatewayState]], ready: Callable[[], bool]
+    snapshot: Callable[[], Awaitable[GatewayState]],
+    ready: Callable[[], bool],
+    bearer_token: str = "",
 ) -> Starlette:
-    """`snapshot` returns the state to expose: the gateway's own, or its workers' merged."""
+    """`snapshot` returns the state to expose: the gateway's own, or its workers' merged.
+    `bearer_token` (`auth.admin_bearer_token`): required on /metrics when set."""
+    guard = Guard(bearer_token)
 
     async def metrics(request: Request) -> Response:
+        if not guard.authorized(request.headers.get("authorization")):
+            return PlainTextResponse(
+                "missing or wrong bearer token\n", 401, {"WWW-Authenticate": "Bearer"}
+            )
         openmetrics = wants_openmetrics(request.headers.get("accept"))
         body = render((await snapshot()).families(), openmetrics)
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE

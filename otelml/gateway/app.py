@@ -93,7 +93,7 @@ class Gateway:
         self.state.redaction = self.redactor
         self.pipeline = self.state.pipeline(self.senders, self.redactor)
         self.guard = Guard(
-            config.auth.bearer_token,
+            config.auth.bearer_token.get_secret_value(),
             config.limits.max_inflight_bytes,
             config.limits.memory_limit,
         )
@@ -129,7 +129,9 @@ class Gateway:
         apps: list[tuple[object, socket.socket, Tls | None]] = []
         if admin_socket is not None:
             snapshot = admin_snapshot or self._own_state
-            apps.append((admin.create_app(snapshot, lambda: self._ready), admin_socket, None))
+            token = self.config.auth.admin_bearer_token.get_secret_value()
+            app = admin.create_app(snapshot, lambda: self._ready, bearer_token=token)
+            apps.append((app, admin_socket, None))
         if receivers and http_socket is not None:
             limits = self.config.limits
             receiver = otlp_http.create_app(
