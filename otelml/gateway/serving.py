@@ -105,6 +105,8 @@ def _idle_closing(base: type[Any], limits: ConnectionLimits) -> type[Any]:
             super().data_received(data)
 
         def _otelml_check(self) -> None:
+            if self.transport.is_closing():
+                return  # answered and closing (a 408, say): not a stalled request
             cycle = self.cycle
             busy = cycle is not None and not cycle.response_complete
             if not busy and cycle is self._otelml_seen:
