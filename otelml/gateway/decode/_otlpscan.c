@@ -323,6 +323,24 @@ static int nesting_within(Cur v, int budget) {
     return r < 0 ? -1 : 0;
 }
 
+/* The KeyValue entries of field `attributes` of a message (event, link, scope), each within
+   MAX_NESTING. 0 = within, -1 = not (or malformed). */
+static int attributes_within(Cur message, uint32_t attributes) {
+    uint32_t field;
+    int wire, r;
+    while ((r = tag(&message, &field, &wire)) == 1) {
+        if (field == attributes && wire == 2) {
+            Cur kv;
+            if (len_delimited(&message, &kv) || key_value_nesting(kv, MAX_NESTING)) return -1;
+        } else if (skip(&message, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+#define TOO_DEEP "attribute value malformed or nested deeper than 16 arrays/kvlists"
+
 static int any_value(Scan *s, Cur c, Value *v) {
     uint32_t field;
     int wire, r;
@@ -404,7 +422,7 @@ static int key_value(Scan *s, Cur c) {
     }
     if (r < 0) FAIL(s, "malformed KeyValue");
     if (has_value && nesting_within(value, MAX_NESTING))
-        FAIL(s, "attribute value malformed or nested deeper than 16 arrays/kvlists");
+        FAIL(s, TOO_DEEP);
     size_t key_len = key.p ? (size_t)(key.end - key.p) : 0;
     if (key_len < s->prefix_len || memcmp(key.p, s->prefix, s->prefix_len) != 0) return 0;
     int32_t code = -1;
@@ -490,6 +508,13 @@ static int record(Scan *s, Cur c, int32_t service) {
                 }
             }
             if (r2 < 0) FAIL(s, "malformed status");
+        } else if (!s->logs && (field == 11 || field == 13) && wire == 2) {
+            /* events (attributes: field 3) and links (field 4): the same nesting rule */
+            if (len_delimited(&c, &inner)) FAIL(s, "bad event or link");
+            if (attributes_within(inner, field == 11 ? 3 : 4)) FAIL(s, TOO_DEEP);
+        } else if (s->logs && field == 5 && wire == 2) {
+            if (len_delimited(&c, &inner)) FAIL(s, "bad log body");
+            if (nesting_within(inner, MAX_NESTING)) FAIL(s, TOO_DEEP);
         } else if (s->logs && field == 1 && wire == 1) {
             if (fixed64(&c, &end)) FAIL(s, "bad log time");
         } else if (s->logs && field == 11 && wire == 1) {
@@ -537,6 +562,7 @@ static int resource_service(Scan *s, Cur c, int32_t *service) {
                 }
             }
             if (r2 < 0) FAIL(s, "malformed resource attribute");
+            if (value.p && nesting_within(value, MAX_NESTING)) FAIL(s, TOO_DEEP);
             if (key.p && value.p && key.end - key.p == 12 && memcmp(key.p, "service.name", 12) == 0) {
                 Value v;
                 if (any_value(s, value, &v)) return -1;
@@ -561,6 +587,9 @@ static int scope(Scan *s, Cur c, int32_t service) {
         if (field == 2 && wire == 2) {
             if (len_delimited(&c, &inner)) FAIL(s, "bad record");
             if (record(s, inner, service)) return -1;
+        } else if (field == 1 && wire == 2) {
+            if (len_delimited(&c, &inner)) FAIL(s, "bad scope");
+            if (attributes_within(inner, 3)) FAIL(s, TOO_DEEP);
         } else if (skip(&c, wire)) {
             FAIL(s, "bad scope field");
         }

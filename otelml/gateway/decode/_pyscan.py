@@ -100,10 +100,7 @@ class _Columns:
         """One leaf per value of each prefixed attribute (an array gives one per element)."""
         columns = self.columns
         for attribute in attributes:
-            if not _nesting_within(attribute.value, MAX_NESTING):
-                raise ValueError(
-                    "attribute value malformed or nested deeper than 16 arrays/kvlists"
-                )
+            _check_nesting([attribute])
             if not attribute.key.startswith(self.prefix):
                 continue
             key = self.keys.code(attribute.key)
@@ -179,6 +176,14 @@ def _nesting_within(value: Any, budget: int) -> bool:
     return True
 
 
+def _check_nesting(attributes: Any) -> None:
+    """Each entry's value (a log record's body stands in for one) within MAX_NESTING."""
+    for entry in attributes:
+        value = entry.body if hasattr(entry, "body") else entry.value
+        if not _nesting_within(value, MAX_NESTING):
+            raise ValueError("attribute value malformed or nested deeper than 16 arrays/kvlists")
+
+
 def scan(payload: bytes, logs: bool, prefix: bytes, max_leaves: int = 0) -> dict[str, Any]:
     """The C scanner's twin: OverflowError past `max_leaves` values (0: no limit)."""
     # One walk for both signals: the two message trees differ only in field names.
@@ -189,9 +194,16 @@ def scan(payload: bytes, logs: bool, prefix: bytes, max_leaves: int = 0) -> dict
         raise ValueError(str(exc) or "malformed protobuf") from None
     out = _Columns(prefix.decode(), max_leaves)
     for block in message.resource_logs if logs else message.resource_spans:
+        _check_nesting(block.resource.attributes)
         service = out.service_of(block.resource)
         for scope in block.scope_logs if logs else block.scope_spans:
+            _check_nesting(scope.scope.attributes)
             for record in scope.log_records if logs else scope.spans:
+                if logs:
+                    _check_nesting([record])  # the body, an AnyValue like an attribute's
+                else:
+                    for nested in (*record.events, *record.links):
+                        _check_nesting(nested.attributes)
                 out.add_leaves(len(out.columns["trace_id"]), record.attributes)
                 out.add_record(record, service, logs)
     return out.packed()

@@ -9,7 +9,9 @@ import logging
 import httpx
 import pytest
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tests.conftest import loopback_config, running_gateway
 
@@ -22,22 +24,34 @@ def _otlp_json(request: ExportTraceServiceRequest) -> str:
     document = json_format.MessageToDict(request)
     span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     span["traceId"], span["spanId"] = "01" * 16, "01" * 8
+    for link in span.get("links", []):
+        link["traceId"], link["spanId"] = "02" * 16, "02" * 8
     return json.dumps(document)
 
 
-def _nested(levels: int) -> ExportTraceServiceRequest:
-    """One span whose attribute `deep` is `levels` kvlists within each other."""
+def _nested(levels: int, where: str = "span") -> ExportTraceServiceRequest:
+    """One span with an attribute `deep` (on the span, an event, a link, the resource or the
+    scope) that is `levels` kvlists within each other."""
     request = ExportTraceServiceRequest()
-    span = (
-        request.resource_spans.add()
-        .scope_spans.add()
-        .spans.add(trace_id=b"\x01" * 16, span_id=b"\x01" * 8, name="p")
-    )
-    value = span.attributes.add(key="deep").value
+    resource_spans = request.resource_spans.add()
+    scope_spans = resource_spans.scope_spans.add()
+    span = scope_spans.spans.add(trace_id=b"\x01" * 16, span_id=b"\x01" * 8, name="p")
+    holder = {
+        "span": lambda: span.attributes,
+        "event": lambda: span.events.add(name="e").attributes,
+        "link": lambda: span.links.add(trace_id=b"\x02" * 16, span_id=b"\x02" * 8).attributes,
+        "resource": lambda: resource_spans.resource.attributes,
+        "scope": lambda: scope_spans.scope.attributes,
+    }[where]()
+    value = holder.add(key="deep").value
+    _deepen(value, levels)
+    return request
+
+
+def _deepen(value: AnyValue, levels: int) -> None:
     for _ in range(levels):
         value = value.kvlist_value.values.add(key="k").value
     value.string_value = "leaf"
-    return request
 
 
 @pytest.mark.parametrize("path", ["/v1/traces", "/v1/logs", "/v1/metrics"])
@@ -59,16 +73,28 @@ def test_deep_json_is_400_without_a_traceback(path: str, caplog: pytest.LogCaptu
 def test_nesting_has_one_limit_with_and_without_redaction(redaction: bool) -> None:
     config = loopback_config(redaction={"enabled": redaction})
     with running_gateway(config) as gw:
-        for levels, status in ((16, 200), (17, 400), (40, 400)):
-            request = _nested(levels)
-            as_protobuf = httpx.post(
-                f"{gw.http_url}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF
+        for where in ("span", "event", "link", "resource", "scope"):
+            for levels, status in ((16, 200), (17, 400), (40, 400)):
+                request = _nested(levels, where)
+                as_protobuf = httpx.post(
+                    f"{gw.http_url}/v1/traces",
+                    content=request.SerializeToString(),
+                    headers=PROTOBUF,
+                )
+                as_json = httpx.post(
+                    f"{gw.http_url}/v1/traces", content=_otlp_json(request), headers=JSON
+                )
+                assert (where, levels, as_protobuf.status_code, as_json.status_code) == (
+                    where,
+                    levels,
+                    status,
+                    status,
+                )
+        for levels, status in ((16, 200), (17, 400), (40, 400)):  # a log record's body
+            logs = ExportLogsServiceRequest()
+            record = logs.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=1)
+            _deepen(record.body, levels)
+            response = httpx.post(
+                f"{gw.http_url}/v1/logs", content=logs.SerializeToString(), headers=PROTOBUF
             )
-            as_json = httpx.post(
-                f"{gw.http_url}/v1/traces", content=_otlp_json(request), headers=JSON
-            )
-            assert (levels, as_protobuf.status_code, as_json.status_code) == (
-                levels,
-                status,
-                status,
-            )
+            assert (levels, response.status_code) == (levels, status)
