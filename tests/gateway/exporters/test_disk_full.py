@@ -7,12 +7,14 @@ in, a gRPC Tempo stand-in out.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import httpx
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -56,7 +58,10 @@ def _readyz(gw: RunningGateway) -> httpx.Response:
     return httpx.get(f"{gw.admin_url}/readyz", timeout=10)
 
 
-def test_a_full_disk_refuses_with_retry_hints_and_delivery_resumes(tmp_path: Path) -> None:
+def test_a_full_disk_refuses_with_retry_hints_and_delivery_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="otelml.gateway.exporters")
     tempo = GrpcSink()
     with small_tmpfs(tmp_path / "disk") as disk:
         config = loopback_config(
@@ -121,6 +126,11 @@ def test_a_full_disk_refuses_with_retry_hints_and_delivery_resumes(tmp_path: Pat
                 _wait(lambda: acknowledged <= set(tempo.spans))
                 _wait(lambda: _readyz(gw).status_code == 200)
                 assert set(tempo.spans) == acknowledged
+                # Logged once per spell of failures, and once when it works again.
+                messages = [r.getMessage() for r in caplog.records]
+                assert sum("queue enqueue failed" in m for m in messages) == 1
+                assert sum("queue deliver failed" in m for m in messages) == 1
+                assert sum("queue deliver works again" in m for m in messages) == 1
                 pending = gw.samples()[
                     ("otelml_exporter_queue_items", frozenset({("exporter", "traces")}))
                 ]
