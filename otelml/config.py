@@ -19,7 +19,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -103,18 +105,35 @@ class Endpoint(_Strict):
         return int(self.endpoint.rpartition(":")[2])
 
 
+def _resolved(value: Path | None, info: ValidationInfo) -> Path | None:
+    """A relative path is relative to the config file (`base_dir` of the validation
+    context), never to the working directory: `--check` and the gateway agree wherever
+    they are started from."""
+    base_dir = (info.context or {}).get("base_dir")
+    if value is None or base_dir is None or value.is_absolute():
+        return value
+    return Path(base_dir) / value
+
+
+def _existing_file(value: Path | None) -> Path | None:
+    if value is not None and not value.is_file():
+        raise ValueError(f"file not found: {value}")
+    return value
+
+
+#: A file the config names: resolved against the config file, and it must exist.
+ExistingFile = Annotated[Path, AfterValidator(_resolved), AfterValidator(_existing_file)]
+#: A directory the config names, resolved against the config file.
+ConfigDirectory = Annotated[Path, AfterValidator(_resolved)]
+
+
 class Tls(_Strict):
     """TLS 1.2+ on a receiver; with `client_ca_file`, clients must present a certificate it
     signed (mutual TLS)."""
 
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
-
-    @field_validator("cert_file", "key_file", "client_ca_file")
-    @classmethod
-    def _exists(cls, value: Path | None) -> Path | None:
-        return _existing_file(value)
+    cert_file: ExistingFile
+    key_file: ExistingFile
+    client_ca_file: ExistingFile | None = None
 
 
 class ReceiverEndpoint(Endpoint):
@@ -217,15 +236,9 @@ class RetryConfig(_Strict):
     max_elapsed: Duration | None = None
 
 
-def _existing_file(value: Path | None) -> Path | None:
-    if value is not None and not value.is_file():
-        raise ValueError(f"file not found: {value}")
-    return value
-
-
 #: A CA bundle (PEM) that verifies a destination's certificate; unset: the system's CAs
 #: (or the file SSL_CERT_FILE names).
-CaFile = Annotated[Path | None, AfterValidator(_existing_file)]
+CaFile = Annotated[Path | None, AfterValidator(_resolved), AfterValidator(_existing_file)]
 
 
 class OtlpExporter(_Strict):
@@ -295,7 +308,8 @@ class Exporters(_Strict):
 
 
 class Queue(_Strict):
-    directory: Path = Path("./otelml-queue")
+    #: Relative to the config file (the default too, when there is one).
+    directory: ConfigDirectory = Field(default=Path("./otelml-queue"), validate_default=True)
     #: Undelivered bytes per destination; past it, requests are refused with a retry hint.
     max_bytes: Size = 1024**3
     #: always: fsync each request (survives node crashes); interval: every second (survives
@@ -312,6 +326,19 @@ class Limits(_Strict):
     max_inflight_bytes: Size = 64 * 1024**2
     #: Resident memory past which requests are refused with a retry hint (unset: no limit).
     memory_limit: Size | None = None
+    #: ml.* values one request may carry, batch rows expanded (a scalar beside an array of
+    #: n counts n times); past it: 413 / INVALID_ARGUMENT before any work (send smaller batches).
+    max_request_values: int = Field(default=1_000_000, gt=0)
+    #: Characters of a string that becomes a label value (span, service, model, feature and
+    #: category names) at most; longer ones are cut and counted.
+    max_label_length: int = Field(default=256, ge=16, le=65536)
+    #: Seconds an HTTP request's body may take to arrive; past it: 408 (a slow client).
+    body_timeout: Duration = Field(default=30.0, gt=0)
+    #: Seconds an HTTP connection may stay with no request in progress (idle, or a request
+    #: header still arriving) before it is closed.
+    idle_timeout: Duration = Field(default=30.0, gt=0)
+    #: Open HTTP connections per receiver (and per worker); past it: 503 + closed.
+    max_connections: int = Field(default=1000, gt=0)
 
 
 class Redaction(_Strict):
@@ -337,7 +364,11 @@ class Redaction(_Strict):
 
 
 class Auth(_Strict):
-    bearer_token: str = Field(default="", repr=False)
+    #: Required on every OTLP request when set (`Authorization: Bearer <token>`).
+    bearer_token: SecretStr = SecretStr("")
+    #: Required on the admin port's /metrics when set (it carries trace ids, model, feature
+    #: and span names); /healthz and /readyz stay open for probes.
+    admin_bearer_token: SecretStr = SecretStr("")
 
 
 class Ui(_Strict):
@@ -370,7 +401,7 @@ class GatewayConfig(_Strict):
     admin: Endpoint = Endpoint(endpoint="0.0.0.0:9464")
     models: list[ModelConfig] = []
     exporters: Exporters = Exporters()
-    queue: Queue = Queue()
+    queue: Queue = Field(default_factory=dict, validate_default=True)
     limits: Limits = Limits()
     auth: Auth = Auth()
     redaction: Redaction = Redaction()
@@ -408,21 +439,26 @@ def _format_error(error: Any) -> str:
     return f"{path}: {message}"
 
 
-def validate_document(model: type[_Document], data: object, expected: str) -> _Document:
-    """A YAML document (None = empty) as `model`; every problem named by its YAML path."""
+def validate_document(
+    model: type[_Document], data: object, expected: str, base_dir: Path | None = None
+) -> _Document:
+    """A YAML document (None = empty) as `model`; every problem named by its YAML path;
+    relative paths in it resolve against `base_dir` (the file's directory)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([f"<root>: expected {expected}"])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError([_format_error(e) for e in exc.errors()]) from None
 
 
 def parse(data: object, base_dir: Path | None = None) -> GatewayConfig:
     """Validate an already-parsed YAML document; relative paths resolve against `base_dir`."""
-    config = validate_document(GatewayConfig, data, "a mapping of sections (receivers, models, …)")
+    config = validate_document(
+        GatewayConfig, data, "a mapping of sections (receivers, models, …)", base_dir
+    )
     problems: list[str] = []
     otlp = config.receivers.otlp
     if config.workers > 1 and otlp.grpc is not None and otlp.grpc.port == 0:

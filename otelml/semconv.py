@@ -125,6 +125,7 @@ RECEIVER_REFUSED_SPANS: Final = "otelml_receiver_refused_spans"
 RECEIVER_ACCEPTED_LOG_RECORDS: Final = "otelml_receiver_accepted_log_records"
 RECEIVER_REFUSED_LOG_RECORDS: Final = "otelml_receiver_refused_log_records"
 RECEIVER_REQUESTS_REFUSED: Final = "otelml_receiver_requests_refused"
+RECEIVER_TRUNCATED: Final = "otelml_receiver_label_values_truncated"
 BENTOML_MONITOR_RECORDS: Final = "otelml_bentoml_monitor_records"  # counter {outcome}
 
 # --- label names ------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def test_env_values_reach_the_typed_config(tmp_path: Path) -> None:
     file = tmp_path / "gateway.yaml"
     file.write_text("auth: {bearer_token: '${TOKEN:-}'}\nlimits: {max_series: ${SERIES:-7}}\n")
     loaded = config.load(file, environ={"TOKEN": "abc"})
-    assert loaded.auth.bearer_token == "abc"
+    assert loaded.auth.bearer_token.get_secret_value() == "abc"
     assert loaded.limits.max_series == 7
     assert "abc" not in repr(loaded)  # secrets stay out of logs and dumps
 

@@ -20,6 +20,7 @@ from otelml.gateway.exporters.prometheus import (
     wants_openmetrics,
 )
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.ui import routes as ui_routes
 
 
@@ -27,10 +28,17 @@ def create_app(
     snapshot: Callable[[], Awaitable[GatewayState]],
     ready: Callable[[], bool],
     config: GatewayConfig | None = None,
+    bearer_token: str = "",
 ) -> Starlette:
-    """`snapshot` returns the state to expose: the gateway's own, or its workers' merged."""
+    """`snapshot` returns the state to expose: the gateway's own, or its workers' merged.
+    `bearer_token` (`auth.admin_bearer_token`): required on /metrics when set."""
+    guard = Guard(bearer_token)
 
     async def metrics(request: Request) -> Response:
+        if not guard.authorized(request.headers.get("authorization")):
+            return PlainTextResponse(
+                "missing or wrong bearer token\n", 401, {"WWW-Authenticate": "Bearer"}
+            )
         openmetrics = wants_openmetrics(request.headers.get("accept"))
         body = render((await snapshot()).families(), openmetrics)
         media_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
@@ -40,9 +48,17 @@ def create_app(
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        if ready():
-            return PlainTextResponse("ready\n")
-        return PlainTextResponse("not ready\n", status_code=503)
+        if not ready():
+            return PlainTextResponse("not ready\n", status_code=503)
+        # A queue that cannot be written (a full disk) refuses every export: not ready.
+        failing = [
+            f"exporter {name}: queue {operation} failing: {error}"
+            for name, stats in sorted((await snapshot()).exporters.items())
+            for operation, error in sorted(stats.failing.items())
+        ]
+        if failing:
+            return PlainTextResponse("not ready\n" + "\n".join(failing) + "\n", status_code=503)
+        return PlainTextResponse("ready\n")
 
     return Starlette(
         routes=[

@@ -27,13 +27,23 @@ from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
 from otelml.gateway.receivers import otlp_grpc, otlp_http
 from otelml.gateway.receivers.guard import Guard
-from otelml.gateway.serving import HttpServer, add_grpc_port, bind, http_server, wait_for_signal
+from otelml.gateway.serving import (
+    ConnectionLimits,
+    HttpServer,
+    add_grpc_port,
+    bind,
+    http_server,
+    wait_for_signal,
+)
 from otelml.gateway.state.samples import RequestSamples
 from otelml.gateway.state.store import FeatureStore
 from otelml.gateway.validation import CheckedConfig, check
 from otelml.gateway.workers import serve_workers
 
 log = logging.getLogger("otelml.gateway")
+
+#: A connection closed while its request header was still arriving (a slow client).
+REASON_HEADER_TIMEOUT = "header_timeout"
 
 
 @dataclass(frozen=True)
@@ -90,10 +100,13 @@ class Gateway:
         self.state.redaction = self.redactor
         self.pipeline = self.state.pipeline(self.senders, self.redactor)
         self.guard = Guard(
-            config.auth.bearer_token,
+            config.auth.bearer_token.get_secret_value(),
             config.limits.max_inflight_bytes,
             config.limits.memory_limit,
         )
+        self.pipeline.max_values = config.limits.max_request_values
+        self.pipeline.charge = self.guard.charge_current
+        self.pipeline.max_label_length = config.limits.max_label_length
         self._grpc: grpc.aio.Server | None = None
         self._http: list[HttpServer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,11 +136,15 @@ class Gateway:
         apps: list[tuple[object, socket.socket, Tls | None]] = []
         if admin_socket is not None:
             snapshot = admin_snapshot or self._own_state
-            admin_app = admin.create_app(snapshot, lambda: self._ready, self.config)
+            token = self.config.auth.admin_bearer_token.get_secret_value()
+            admin_app = admin.create_app(
+                snapshot, lambda: self._ready, self.config, bearer_token=token
+            )
             apps.append((admin_app, admin_socket, None))
         if receivers and http_socket is not None:
+            limits = self.config.limits
             receiver = otlp_http.create_app(
-                self.pipeline, self.config.limits.max_request_bytes, self.guard
+                self.pipeline, limits.max_request_bytes, self.guard, limits.body_timeout
             )
             apps.append((receiver, http_socket, otlp.http.tls if otlp.http else None))
         await self._start_http(apps)
@@ -159,8 +176,14 @@ class Gateway:
 
     async def _start_http(self, apps: list[tuple[object, socket.socket, Tls | None]]) -> None:
         """Serve each app on its socket; returns once all listen (or re-raises a failure)."""
+        limits = self.config.limits
+        connections = ConnectionLimits(
+            limits.max_connections,
+            limits.idle_timeout,
+            lambda: self.state.stats.refuse_request(otlp_http.TRANSPORT, REASON_HEADER_TIMEOUT),
+        )
         for app, sock, tls in apps:
-            server = http_server(app, tls)
+            server = http_server(app, tls, connections)
             self._http.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not all(s.started for s in self._http):

@@ -9,18 +9,20 @@ counted; everything else is accepted.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from google.protobuf.message import DecodeError
 
-from otelml.errors import Permanent
+from otelml.errors import Permanent, Refused
 from otelml.gateway.connectors.connector import Connector, RecordSignal
+from otelml.gateway.connectors.grouping import expanded_values
 from otelml.gateway.consumer import ExportResult, GroundTruthItem
 from otelml.gateway.decode import Records, decode_logs, decode_traces
 from otelml.gateway.decode.bentoml_monitor import BentoMonitorReader
 from otelml.gateway.decode.metrics import count_points
+from otelml.gateway.decode.records import too_many_values, truncate_labels
 from otelml.gateway.exporters.sender import Sender
 from otelml.gateway.performance.tracker import GroundTruthTracker
 from otelml.gateway.processors.redaction import Redactor
@@ -28,6 +30,9 @@ from otelml.gateway.state.keys import ModelKey
 from otelml.gateway.state.selfmetrics import ReceiverStats
 
 REASON_INVALID_ID = "invalid_id"
+#: What one observation costs while a request is counted (columns, sort keys, an index):
+#: charged to admission before the work starts.
+WORK_BYTES_PER_VALUE = 48
 
 
 class Pipeline:
@@ -51,6 +56,26 @@ class Pipeline:
         self.redactor = redactor
         self.ground_truth = ground_truth
         self.bentoml_monitor = BentoMonitorReader(stats.bentoml_monitor)
+        #: `limits.max_request_values`: ml.* values a request may carry, batch rows expanded
+        #: (0: no limit); past it the request is refused (413) before any work.
+        self.max_values = 0
+        #: Charges bytes of work to the current request's admission (raises `Refused`).
+        self.charge: Callable[[int], None] = lambda size: None
+        #: `limits.max_label_length`: longer strings are cut before they become labels.
+        self.max_label_length = 256
+
+    def _bounded(self, records: Records) -> int:
+        """The observations `records` expand to; `Permanent` 413 past `max_values`."""
+        values = expanded_values(records)
+        if self.max_values and values > self.max_values:
+            raise too_many_values(self.max_values, f"{values} values (batch rows expanded), more")
+        return values
+
+    def _admit_work(self, records: Records) -> None:
+        """Bound the work before doing it: refuse a request that expands past `max_values`,
+        charge the rest to admission; cut what would make too long a label."""
+        self.charge(self._bounded(records) * WORK_BYTES_PER_VALUE)
+        self.stats.truncated.update(truncate_labels(records, self.max_label_length))
 
     def _forward(self, signal: str, payload: bytes, items: int) -> None:
         """Persist the request in every destination's queue before it is acknowledged.
@@ -73,8 +98,11 @@ class Pipeline:
     def consume_traces(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportTraceServiceRequest."""
         if self.redactor is not None:
+            # Bounded before redaction's full protobuf parse, which costs far more per value.
+            self._bounded(decode_traces(payload, max_values=self.max_values))
             payload = self.redactor.traces(payload)
-        records = decode_traces(payload, context=self.context_keys)
+        records = decode_traces(payload, context=self.context_keys, max_values=self.max_values)
+        self._admit_work(records)
         valid: npt.NDArray[np.bool_] = np.asarray(
             records.trace_id.any(axis=1) & records.span_id.any(axis=1), dtype=bool
         )
@@ -95,8 +123,10 @@ class Pipeline:
     def consume_logs(self, payload: bytes, transport: str) -> ExportResult:
         """Raises `Permanent` for a body that is not an ExportLogsServiceRequest."""
         if self.redactor is not None:
+            self._bounded(decode_logs(payload, max_values=self.max_values))
             payload = self.redactor.logs(payload)
-        records = decode_logs(payload, context=self.context_keys)
+        records = decode_logs(payload, context=self.context_keys, max_values=self.max_values)
+        self._admit_work(records)
         self._forward("log_records", payload, records.count)
         self._connect("log_records", records)
         self._read_bentoml_monitor(payload)
@@ -108,7 +138,16 @@ class Pipeline:
         (the original request is what was forwarded)."""
         rewritten = self.bentoml_monitor.rewrite(payload)
         if rewritten is not None:
-            self._connect("log_records", decode_logs(rewritten, context=self.context_keys))
+            try:
+                records = decode_logs(
+                    rewritten, context=self.context_keys, max_values=self.max_values
+                )
+                self._admit_work(records)
+            except (Permanent, Refused):
+                # The request itself was accepted and forwarded already: count, never fail it.
+                self.stats.bentoml_monitor["too_many_values"] += 1
+                return
+            self._connect("log_records", records)
 
     def consume_metrics(self, payload: bytes, transport: str) -> ExportResult:
         """App metrics: validated, then only forwarded (to Prometheus remote write)."""
@@ -118,6 +157,8 @@ class Pipeline:
                 "no_exporter",
                 404,
             )
+        if self.redactor is not None:
+            payload = self.redactor.metrics(payload)
         try:
             points = count_points(payload)
         except DecodeError as exc:

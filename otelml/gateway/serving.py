@@ -12,7 +12,9 @@ import contextlib
 import signal
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import uvicorn
@@ -75,17 +77,70 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_server(app: object, tls: Tls | None) -> HttpServer:
-    """An HTTP/1.1 server for an ASGI app, TLS 1.2+ when `tls` is given; not started."""
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What bounds an HTTP server's connections: how many, and how long one may idle."""
+
+    max_connections: int = 1000
+    #: Seconds with no request in progress (idle, or a request header still arriving).
+    idle_timeout: float = 30.0
+    #: Called when a connection is closed in the middle of a request header (counted).
+    on_stalled: Callable[[], None] = lambda: None
+
+
+def _idle_closing(base: type[Any], limits: ConnectionLimits) -> type[Any]:
+    """uvicorn's protocol, closing a connection that has had no request in progress for
+    `idle_timeout` to 2 × `idle_timeout` seconds — uvicorn's keep-alive timer alone never
+    fires before a first request, nor while a request header trickles in byte by byte."""
+
+    class IdleClosing(base):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._otelml_seen: object = None
+            self._otelml_data = False
+            self._otelml_timer = self.loop.call_later(limits.idle_timeout, self._otelml_check)
+
+        def data_received(self, data: bytes) -> None:
+            self._otelml_data = True
+            super().data_received(data)
+
+        def _otelml_check(self) -> None:
+            if self.transport.is_closing():
+                return  # answered and closing (a 408, say): not a stalled request
+            cycle = self.cycle
+            busy = cycle is not None and not cycle.response_complete
+            if not busy and cycle is self._otelml_seen:
+                if self._otelml_data:
+                    limits.on_stalled()
+                self.transport.close()
+                return
+            self._otelml_seen, self._otelml_data = cycle, False
+            self._otelml_timer = self.loop.call_later(limits.idle_timeout, self._otelml_check)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._otelml_timer.cancel()
+            super().connection_lost(exc)
+
+    return IdleClosing
+
+
+def http_server(app: object, tls: Tls | None, limits: ConnectionLimits | None = None) -> HttpServer:
+    """An HTTP/1.1 server for an ASGI app, TLS 1.2+ when `tls` is given; not started.
+
+    With `limits`: at most `max_connections` at once (uvicorn answers 503 beyond), idle ones
+    closed (slow clients cannot hold connections open)."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level="warning",
         lifespan="off",
         access_log=False,
-        timeout_keep_alive=30,
+        timeout_keep_alive=round(limits.idle_timeout) if limits else 30,
+        limit_concurrency=limits.max_connections if limits else None,
         **_uvicorn_tls(tls),  # type: ignore[arg-type]
     )
     config.load()
+    if limits is not None:
+        config.http_protocol_class = _idle_closing(config.http_protocol_class, limits)
     if config.ssl is not None:
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
     return HttpServer(config)

@@ -241,13 +241,17 @@ def test_grpc_malformed_is_invalid_argument_and_oversized_is_refused(
         with pytest.raises(grpc.RpcError) as error:
             export(b"\xff\xff\xff", timeout=5)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        big = _request(2000, **_attributes(m="m", x=1.0))
-        with pytest.raises(grpc.RpcError) as error:
-            export(big, timeout=5)
-        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        too_large = _refused(gw, "too_large", transport="grpc")
+        for spans in (1000, 2000):  # 100 kB: refused by the receiver; 200 kB: by grpcio
+            big = _request(spans, **_attributes(m="m", x=1.0))
+            with pytest.raises(grpc.RpcError) as error:
+                export(big, timeout=5)
+            assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         response = export(_request(2), timeout=5)
         assert not response.HasField("partial_success")
     assert _refused(gw, "malformed", transport="grpc") >= 1
+    # Up to twice limits.max_request_bytes, an oversized message is counted.
+    assert _refused(gw, "too_large", transport="grpc") == too_large + 1
 
 
 def test_100k_distinct_categories_stay_bounded() -> None:

@@ -66,3 +66,23 @@ def row_in_entry(records: Records) -> npt.NDArray[np.int64]:
         return np.zeros(0, dtype=np.int64)
     _, first, inverse = np.unique(entry, return_index=True, return_inverse=True)
     return np.asarray(np.where(leaves.from_array, np.arange(len(entry)) - first[inverse], 0))
+
+
+def expanded_values(records: Records) -> int:
+    """The observations a request expands to, before any is made: a batch record has as many
+    rows as its longest array attribute, and each of its scalar leaves repeats once per row
+    (one 1,000,000-element array beside 60 scalars is 61 million)."""
+    leaves = records.leaves
+    arrays = leaves.from_array
+    if not arrays.any():
+        return len(leaves)
+    rows = np.ones(records.count, dtype=np.int64)
+    per_entry = np.bincount(leaves.entry[arrays])
+    entry_record = np.zeros(len(per_entry), dtype=np.int64)
+    entry_record[leaves.entry[arrays]] = leaves.record[arrays]
+    np.maximum.at(rows, entry_record, per_entry)
+    # Only features and predictions repeat per row (the model name, ids… are read once).
+    is_series = np.array([series_of_key(k) is not None for k in records.keys], dtype=bool)
+    repeated = ~arrays & is_series[leaves.key]
+    rest = len(leaves) - int(np.count_nonzero(repeated))
+    return int(rest + rows[leaves.record[repeated]].sum())

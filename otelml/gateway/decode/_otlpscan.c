@@ -265,6 +265,9 @@ typedef struct {
        position of the previous record is checked first, before hashing. */
     int32_t recent[64];
     uint32_t position;
+    /* Leaves allowed (0: no limit); past it the scan stops at once, `too_many` set. */
+    Py_ssize_t max_leaves;
+    int too_many;
     const char *error;
 } Scan;
 
@@ -284,6 +287,70 @@ typedef struct {
 } Value;
 
 /* Decodes one AnyValue; for arrays, `array` holds the ArrayValue body. */
+/* Arrays and kvlists within each other may nest MAX_NESTING deep: one rule for every request,
+   redacted or not (protobuf's own parsers give up near 32 kvlists deep, and the redaction
+   processor parses with them). The recursion is bounded by the budget. 0 = within, -1 = not. */
+#define MAX_NESTING 16
+
+static int nesting_within(Cur v, int budget);
+
+static int key_value_nesting(Cur kv, int budget) {
+    uint32_t field;
+    int wire, r;
+    while ((r = tag(&kv, &field, &wire)) == 1) {
+        if (field == 2 && wire == 2) {
+            Cur value;
+            if (len_delimited(&kv, &value) || nesting_within(value, budget)) return -1;
+        } else if (skip(&kv, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static int nesting_within(Cur v, int budget) {
+    uint32_t field, f2;
+    int wire, w2, r, r2;
+    while ((r = tag(&v, &field, &wire)) == 1) {
+        if ((field == 5 || field == 6) && wire == 2) {
+            Cur list, item;
+            if (budget == 0 || len_delimited(&v, &list)) return -1;
+            while ((r2 = tag(&list, &f2, &w2)) == 1) {
+                if (f2 == 1 && w2 == 2) {
+                    if (len_delimited(&list, &item)) return -1;
+                    if (field == 5 ? nesting_within(item, budget - 1)
+                                   : key_value_nesting(item, budget - 1))
+                        return -1;
+                } else if (skip(&list, w2)) {
+                    return -1;
+                }
+            }
+            if (r2 < 0) return -1;
+        } else if (skip(&v, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+/* The KeyValue entries of field `attributes` of a message (event, link, scope), each within
+   MAX_NESTING. 0 = within, -1 = not (or malformed). */
+static int attributes_within(Cur message, uint32_t attributes) {
+    uint32_t field;
+    int wire, r;
+    while ((r = tag(&message, &field, &wire)) == 1) {
+        if (field == attributes && wire == 2) {
+            Cur kv;
+            if (len_delimited(&message, &kv) || key_value_nesting(kv, MAX_NESTING)) return -1;
+        } else if (skip(&message, wire)) {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+#define TOO_DEEP "attribute value malformed or nested deeper than 16 arrays/kvlists"
+
 static int any_value(Scan *s, Cur c, Value *v) {
     uint32_t field;
     int wire, r;
@@ -330,6 +397,11 @@ static int any_value(Scan *s, Cur c, Value *v) {
 
 static int put_leaf(Scan *s, int32_t key, const Value *v, uint8_t from_array) {
     int32_t text = -1;
+    /* l_kind holds one byte per leaf: its length is the number of leaves so far. */
+    if (s->max_leaves > 0 && (Py_ssize_t)s->l_kind.len >= s->max_leaves) {
+        s->too_many = 1;
+        FAIL(s, "too many values");
+    }
     if (v->kind == K_STRING) {
         text = intern(&s->strings, v->text, v->text_len);
         if (text < 0) FAIL(s, "out of memory");
@@ -378,6 +450,8 @@ static int key_value(Scan *s, Cur c) {
         }
     }
     if (r < 0) FAIL(s, "malformed KeyValue");
+    if (has_value && nesting_within(value, MAX_NESTING))
+        FAIL(s, TOO_DEEP);
     if (s->n_ctx && has_value) {
         int ctx = context_of(s, key);
         if (ctx >= 0 && context_value(s, value, &s->record_ctx[ctx])) return -1;
@@ -468,6 +542,13 @@ static int record(Scan *s, Cur c, int32_t service) {
                 }
             }
             if (r2 < 0) FAIL(s, "malformed status");
+        } else if (!s->logs && (field == 11 || field == 13) && wire == 2) {
+            /* events (attributes: field 3) and links (field 4): the same nesting rule */
+            if (len_delimited(&c, &inner)) FAIL(s, "bad event or link");
+            if (attributes_within(inner, field == 11 ? 3 : 4)) FAIL(s, TOO_DEEP);
+        } else if (s->logs && field == 5 && wire == 2) {
+            if (len_delimited(&c, &inner)) FAIL(s, "bad log body");
+            if (nesting_within(inner, MAX_NESTING)) FAIL(s, TOO_DEEP);
         } else if (s->logs && field == 1 && wire == 1) {
             if (fixed64(&c, &end)) FAIL(s, "bad log time");
         } else if (s->logs && field == 11 && wire == 1) {
@@ -516,6 +597,7 @@ static int resource_service(Scan *s, Cur c, int32_t *service) {
                 }
             }
             if (r2 < 0) FAIL(s, "malformed resource attribute");
+            if (value.p && nesting_within(value, MAX_NESTING)) FAIL(s, TOO_DEEP);
             if (s->n_ctx && key.p && value.p) {
                 int ctx = context_of(s, key);
                 if (ctx >= 0 && context_value(s, value, &s->block_ctx[ctx])) return -1;
@@ -544,6 +626,9 @@ static int scope(Scan *s, Cur c, int32_t service) {
         if (field == 2 && wire == 2) {
             if (len_delimited(&c, &inner)) FAIL(s, "bad record");
             if (record(s, inner, service)) return -1;
+        } else if (field == 1 && wire == 2) {
+            if (len_delimited(&c, &inner)) FAIL(s, "bad scope");
+            if (attributes_within(inner, 3)) FAIL(s, TOO_DEEP);
         } else if (skip(&c, wire)) {
             FAIL(s, "bad scope field");
         }
@@ -617,8 +702,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const char *prefix;
     Py_ssize_t prefix_len;
     PyObject *context = NULL;
-    if (!PyArg_ParseTuple(args, "y*ps#|O!", &payload, &logs, &prefix, &prefix_len, &PyTuple_Type,
-                          &context))
+    Py_ssize_t max_leaves = 0;
+    if (!PyArg_ParseTuple(args, "y*ps#|O!n", &payload, &logs, &prefix, &prefix_len, &PyTuple_Type,
+                          &context, &max_leaves))
         return NULL;
     Scan s;
     memset(&s, 0, sizeof(s));
@@ -637,6 +723,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         s.ctx_len[i] = (size_t)PyBytes_GET_SIZE(item);
     }
     s.n_ctx = (int)n_ctx;
+    s.max_leaves = max_leaves;
     s.logs = logs;
     s.prefix = (const uint8_t *)prefix;
     s.prefix_len = (size_t)prefix_len;
@@ -654,7 +741,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!failed) failed = request(&s, c);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
-    if (failed) {
+    if (failed && s.too_many) {
+        PyErr_Format(PyExc_OverflowError, "more than %zd ml.* values", s.max_leaves);
+    } else if (failed) {
         PyErr_Format(PyExc_ValueError, "%s", s.error ? s.error : "malformed protobuf");
     } else {
         result = Py_BuildValue(
@@ -677,9 +766,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(payload, logs, prefix, context=()) -> dict of column bytes: an OTLP traces (logs=False) "
-     "or logs request, keeping only attributes whose key starts with prefix, and per record the "
-     "string code of each context key (span attribute, else resource attribute; -1: absent)."},
+     "scan(payload, logs, prefix, context=(), max_leaves=0) -> dict of column bytes: an OTLP "
+     "traces (logs=False) or logs request, keeping only attributes whose key starts with prefix, "
+     "and per record the string code of each context key (span attribute, else resource "
+     "attribute; -1: absent). OverflowError past max_leaves values (0: no limit)."},
     {NULL, NULL, 0, NULL},
 };
 

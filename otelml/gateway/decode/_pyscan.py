@@ -78,8 +78,9 @@ _FORMATS = {
 class _Columns:
     """The scan's output, filled record by record."""
 
-    def __init__(self, prefix: str, context: tuple[str, ...] = ()) -> None:
+    def __init__(self, prefix: str, context: tuple[str, ...] = (), max_leaves: int = 0) -> None:
         self.prefix = prefix
+        self.max_leaves = max_leaves
         self.context = {key: i for i, key in reversed(list(enumerate(context)))}
         self.n_context = len(context)
         self.block_context = [-1] * len(context)
@@ -117,6 +118,7 @@ class _Columns:
         columns = self.columns
         self.record_context = list(self.block_context)
         for attribute in attributes:
+            _check_nesting([attribute])
             self._context_value(attribute, self.record_context)
             if not attribute.key.startswith(self.prefix):
                 continue
@@ -130,6 +132,8 @@ class _Columns:
                 kind, number, integer, text = _scalar(element)
                 if from_array and element.WhichOneof("value") == "array_value":
                     kind = KIND_OTHER
+                if self.max_leaves and len(columns["leaf_kind"]) >= self.max_leaves:
+                    raise OverflowError(f"more than {self.max_leaves} ml.* values")
                 columns["leaf_record"].append(record)
                 columns["leaf_key"].append(key)
                 columns["leaf_kind"].append(kind)
@@ -178,9 +182,37 @@ class _Columns:
         return out
 
 
+#: Arrays and kvlists within each other, at most (the C scanner's MAX_NESTING).
+MAX_NESTING = 16
+
+
+def _nesting_within(value: Any, budget: int) -> bool:
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return budget > 0 and all(_nesting_within(v, budget - 1) for v in value.array_value.values)
+    if which == "kvlist_value":
+        return budget > 0 and all(
+            _nesting_within(kv.value, budget - 1) for kv in value.kvlist_value.values
+        )
+    return True
+
+
+def _check_nesting(attributes: Any) -> None:
+    """Each entry's value (a log record's body stands in for one) within MAX_NESTING."""
+    for entry in attributes:
+        value = entry.body if hasattr(entry, "body") else entry.value
+        if not _nesting_within(value, MAX_NESTING):
+            raise ValueError("attribute value malformed or nested deeper than 16 arrays/kvlists")
+
+
 def scan(
-    payload: bytes, logs: bool, prefix: bytes, context: tuple[bytes, ...] = ()
+    payload: bytes,
+    logs: bool,
+    prefix: bytes,
+    context: tuple[bytes, ...] = (),
+    max_leaves: int = 0,
 ) -> dict[str, Any]:
+    """The C scanner's twin: OverflowError past `max_leaves` values (0: no limit)."""
     # One walk for both signals: the two message trees differ only in field names.
     message: Any = ExportLogsServiceRequest() if logs else ExportTraceServiceRequest()
     try:
@@ -189,11 +221,18 @@ def scan(
         raise ValueError(str(exc) or "malformed protobuf") from None
     if len(context) > MAX_CONTEXT:
         raise ValueError(f"at most {MAX_CONTEXT} context keys")
-    out = _Columns(prefix.decode(), tuple(key.decode() for key in context))
+    out = _Columns(prefix.decode(), tuple(key.decode() for key in context), max_leaves)
     for block in message.resource_logs if logs else message.resource_spans:
+        _check_nesting(block.resource.attributes)
         service = out.service_of(block.resource)
         for scope in block.scope_logs if logs else block.scope_spans:
+            _check_nesting(scope.scope.attributes)
             for record in scope.log_records if logs else scope.spans:
+                if logs:
+                    _check_nesting([record])  # the body, an AnyValue like an attribute's
+                else:
+                    for nested in (*record.events, *record.links):
+                        _check_nesting(nested.attributes)
                 out.add_leaves(len(out.columns["trace_id"]), record.attributes)
                 out.add_record(record, service, logs)
     return out.packed()

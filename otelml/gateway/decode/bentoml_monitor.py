@@ -40,6 +40,10 @@ class Schema:
     keys: dict[str, str]  # column → ml.* attribute key
 
 
+#: Services whose monitor schema is remembered, at most.
+MAX_SCHEMAS = 1000
+
+
 class BentoMonitorReader:
     def __init__(self, counts: Counter[str] | None = None) -> None:
         self._schemas: dict[str, Schema] = {}
@@ -93,6 +97,8 @@ class BentoMonitorReader:
             return None
         version = fields.get("bento_version", AnyValue()).string_value
         schema = Schema(model, "" if version in _NO_VERSION else version, keys)
+        if service not in self._schemas and len(self._schemas) >= MAX_SCHEMAS:
+            return None  # bounded under any stream of service names: counted as unread
         if service and service not in self._schemas:
             self._services.append(service.encode())
         self._schemas[service] = schema

@@ -21,7 +21,9 @@ from otelml.gateway.decode import _pyscan
 
 log = logging.getLogger(__name__)
 
-Scanner = Callable[[bytes, bool, bytes, tuple[bytes, ...]], dict[str, Any]]
+#: (payload, logs, prefix, context keys, max_leaves) → columns; OverflowError past
+#: max_leaves (0: no limit).
+Scanner = Callable[[bytes, bool, bytes, tuple[bytes, ...], int], dict[str, Any]]
 
 try:
     from otelml.gateway.decode import _otlpscan  # type: ignore[attr-defined]
@@ -116,28 +118,72 @@ def _columns(scanned: dict[str, Any], context_keys: tuple[str, ...] = ()) -> Rec
     )
 
 
+REASON_TOO_MANY_VALUES = "too_many_values"
+
+
+def too_many_values(limit: int, what: str) -> Permanent:
+    """413 for a request that would cost more than `limits.max_request_values` (the client
+    should send smaller batches); counted with reason `too_many_values`."""
+    return Permanent(
+        f"request carries {what} than limits.max_request_values ({limit}): send smaller batches",
+        reason=REASON_TOO_MANY_VALUES,
+        http_status=413,
+    )
+
+
 def _decode(
-    payload: bytes, logs: bool, scanner: Scanner | None, context: tuple[str, ...]
+    payload: bytes, logs: bool, scanner: Scanner | None, context: tuple[str, ...], max_values: int
 ) -> Records:
     encoded = tuple(key.encode() for key in context)
     try:
-        scanned = (scanner or SCANNER)(payload, logs, _PREFIX, encoded)
+        scanned = (scanner or SCANNER)(payload, logs, _PREFIX, encoded, max_values)
+    except OverflowError:
+        # The scan stopped at the limit: never more than `max_values` leaves were held.
+        raise too_many_values(max_values, "more ml.* values") from None
     except ValueError as exc:
         raise Permanent(f"malformed protobuf: {exc}", reason="malformed") from None
     return _columns(scanned, context)
 
 
 def decode_traces(
-    payload: bytes, scanner: Scanner | None = None, context: tuple[str, ...] = ()
+    payload: bytes,
+    scanner: Scanner | None = None,
+    context: tuple[str, ...] = (),
+    max_values: int = 0,
 ) -> Records:
-    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one.
+    """Decode an `ExportTraceServiceRequest`; raises `Permanent` if it is not one, or if it
+    holds more than `max_values` ml.* values (0: no limit).
 
     `context`: the span or resource string attributes to keep per record (at most 16)."""
-    return _decode(payload, False, scanner, context)
+    return _decode(payload, False, scanner, context, max_values)
 
 
 def decode_logs(
-    payload: bytes, scanner: Scanner | None = None, context: tuple[str, ...] = ()
+    payload: bytes,
+    scanner: Scanner | None = None,
+    context: tuple[str, ...] = (),
+    max_values: int = 0,
 ) -> Records:
-    """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one."""
-    return _decode(payload, True, scanner, context)
+    """Decode an `ExportLogsServiceRequest`; raises `Permanent` if it is not one, or if it
+    holds more than `max_values` ml.* values (0: no limit)."""
+    return _decode(payload, True, scanner, context, max_values)
+
+
+def truncate_labels(records: Records, max_length: int) -> dict[str, int]:
+    """Cut every string that can become a label value (span and service names, attribute keys,
+    string values: models, features, categories) to `max_length` characters, in place; how
+    many were cut, by field. One C-speed length scan per list when nothing is too long."""
+    cut: dict[str, int] = {}
+    for name, values in (
+        ("span_name", records.names),
+        ("service", records.services),
+        ("key", records.keys),
+        ("value", records.strings),
+    ):
+        if not values or max(map(len, values)) <= max_length:
+            continue
+        long = [i for i, value in enumerate(values) if len(value) > max_length]
+        for i in long:
+            values[i] = values[i][:max_length]
+        cut[name] = len(long)
+    return cut

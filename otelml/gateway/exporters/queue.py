@@ -27,7 +27,9 @@ An append is one `pwritev` of header and payload (no copy of the payload in user
 payload also stays in memory until delivered, so the sender rarely reads back.
 
 Bounded by `max_bytes` (undelivered bytes): when full, `append` raises `Refused`, which the
-receivers turn into gRPC UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After. Spare segments
+receivers turn into gRPC UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After. A full disk makes
+`append` raise `OSError` with the queue unchanged (the sender answers it like a full queue); a
+cursor that cannot be saved stays dirty and is saved by the next attempt. Spare segments
 (at most two) take disk space beyond it.
 """
 
@@ -179,6 +181,9 @@ class DiskQueue:
             return (segments[0] if segments else 1), 0
 
     def _save_cursor(self) -> None:
+        """Raises OSError (a full disk) with the cursor left dirty: the next save retries, and
+        the cursor on disk stays the previous one (at least once, never lost)."""
+        self._cursor_dirty = True
         temporary = self.directory / f"{_CURSOR}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -186,6 +191,12 @@ class DiskQueue:
         finally:
             os.close(fd)
         os.replace(temporary, self.directory / _CURSOR)
+        self._cursor_dirty = False
+
+    def flush_cursor(self) -> None:
+        """Save a cursor an earlier failure left unsaved (OSError while it still fails)."""
+        if self._cursor_dirty:
+            self._save_cursor()
 
     def _scan(self, segment: int) -> tuple[list[Record], int, bool]:
         """(records, where they end, whether the file may be reused): the segment read up to
@@ -218,6 +229,11 @@ class DiskQueue:
         # A failed write (a full disk) leaves at most a torn record, which the next append
         # overwrites and a restart does not read past.
         _write_all(self._writer, offset, header, payload)
+        if self.fsync == "always":
+            self._sync_directory()
+            os.fdatasync(self._writer)
+        elif self.fsync == "interval":
+            self._dirty = True
         self._write_offset += size
         self._ends[segment] = self._write_offset
         # Recent records stay in memory too: the sender usually reads them back at once.
@@ -226,26 +242,24 @@ class DiskQueue:
         while self._recent_bytes > _RECENT_BYTES:
             _, old = self._recent.popitem(last=False)
             self._recent_bytes -= old.size
-        if self.fsync == "always":
-            self._sync_directory()
-            os.fdatasync(self._writer)
-        elif self.fsync == "interval":
-            self._dirty = True
         self.pending_bytes += size
         self.pending_items += items
 
     def _rotate(self) -> None:
+        """The next segment; an OSError (a full disk) leaves the queue as it was."""
+        segment = self._segments[-1] + 1
+        path = self.directory / self._name(segment)
+        if self._spares:
+            os.replace(self._spares[0], path)
+            self._spares.pop(0)
+        writer = self._open_writer(segment)
         if self._dirty:
             self._unsynced.append(self._writer)  # fsynced (and closed) by the next sync
         else:
             os.close(self._writer)
-        segment = self._segments[-1] + 1
-        path = self.directory / self._name(segment)
-        if self._spares:
-            os.replace(self._spares.pop(0), path)
         self._segments.append(segment)
         self._ends[segment] = 0
-        self._writer = self._open_writer(segment)
+        self._writer = writer
         self._write_offset = 0
         self._directory_dirty = True
         # Reused pages the page cache has dropped are read back ahead of the writes (a write
@@ -264,9 +278,7 @@ class DiskQueue:
 
     def _take_unsynced(self) -> list[int]:
         """Descriptors to fsync for the writes so far (duplicates: the caller closes them)."""
-        if self._cursor_dirty:
-            self._save_cursor()
-            self._cursor_dirty = False
+        self.flush_cursor()
         if not self._dirty:
             return []
         self._dirty = False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import Counter
@@ -18,9 +19,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from otelml.errors import Refused
 from otelml.gateway.exporters.queue import DiskQueue
 from otelml.gateway.state.families import Family, Sample
 from otelml.semconv import SIGNALS, Signal
+
+log = logging.getLogger("otelml.gateway.exporters")
+
+#: Seconds between attempts after an I/O error of the queue (a full disk, EIO).
+IO_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,10 @@ class ExporterStats:
     failed: Counter[tuple[Signal, str]] = field(default_factory=Counter)
     enqueue_failed: Counter[Signal] = field(default_factory=Counter)
     retries: int = 0
+    #: I/O errors of the queue (a full disk), by operation: enqueue, deliver, sync.
+    io_errors: Counter[str] = field(default_factory=Counter)
+    #: The operations failing right now, with their error: what /readyz reports.
+    failing: dict[str, str] = field(default_factory=dict)
     queue_bytes: int = 0
     queue_items: int = 0
     queue_capacity: int = 0
@@ -75,6 +86,8 @@ class ExporterStats:
         self.failed.update(other.failed)
         self.enqueue_failed.update(other.enqueue_failed)
         self.retries += other.retries
+        self.io_errors.update(other.io_errors)
+        self.failing.update(other.failing)
         self.queue_bytes += other.queue_bytes
         self.queue_items += other.queue_items
         self.queue_capacity += other.queue_capacity
@@ -129,6 +142,16 @@ def exporter_families(exporters: Mapping[str, ExporterStats]) -> Iterator[Family
         "Send attempts retried.",
         [Sample((("exporter", n),), s.retries) for n, s in ordered],
     )
+    yield Family(
+        "otelml_exporter_queue_io_errors_total",
+        "counter",
+        "I/O errors of the queue (a full disk), by operation; retried, never fatal.",
+        [
+            Sample((("exporter", n), ("operation", operation)), count)
+            for n, s in ordered
+            for operation, count in sorted(s.io_errors.items())
+        ],
+    )
 
 
 class Sender:
@@ -166,12 +189,21 @@ class Sender:
         self._sync_task: asyncio.Task[None] | None = None
 
     def enqueue(self, payload: bytes, items: int) -> None:
-        """Raises `Refused` when the queue is full (counted)."""
+        """Raises `Refused` when the queue is full or cannot be written (counted): the client
+        retries, as it would for any transient failure — nothing acknowledged is lost."""
         try:
             self.queue.append(payload, items)
+        except OSError as exc:
+            self.stats.enqueue_failed[self.signal] += items
+            self._io_failed("enqueue", exc)
+            raise Refused(
+                f"exporter {self.name}: its queue cannot be written ({exc.strerror or exc})",
+                retry_after=2.0,
+            ) from None
         except Exception:
             self.stats.enqueue_failed[self.signal] += items
             raise
+        self._io_recovered("enqueue")
         if not self._holding or self.queue.pending_bytes > self.batch_bytes:
             self._wakeup.set()
 
@@ -193,10 +225,26 @@ class Sender:
         await self.transport.close()
         self.queue.close()
 
+    def _io_failed(self, operation: str, exc: OSError) -> None:
+        """Counted every time, logged once per spell of failures."""
+        self.stats.io_errors[operation] += 1
+        if operation not in self.stats.failing:
+            log.error("exporter %s: queue %s failed, retrying: %s", self.name, operation, exc)
+        self.stats.failing[operation] = str(exc.strerror or exc)
+
+    def _io_recovered(self, operation: str) -> None:
+        if self.stats.failing.pop(operation, None) is not None:
+            log.warning("exporter %s: queue %s works again", self.name, operation)
+
     async def _sync(self) -> None:
         while True:
             await asyncio.sleep(1.0 if self.queue.fsync == "interval" else 0.2)
-            await self.queue.sync_in_thread()
+            try:
+                await self.queue.sync_in_thread()
+            except OSError as exc:
+                self._io_failed("sync", exc)
+            else:
+                self._io_recovered("sync")
 
     async def _wait(self, timeout: float | None) -> None:
         """Until the next enqueue, or `timeout` seconds."""
@@ -211,6 +259,18 @@ class Sender:
             timer.cancel()
 
     async def _run(self) -> None:
+        """Drain forever: an I/O error (a full disk while the cursor is saved, a failed read)
+        is counted, shown in /readyz and retried — it never ends the task."""
+        while True:
+            try:
+                self.queue.flush_cursor()  # what an earlier failure left unsaved
+                self._io_recovered("deliver")
+                await self._drain()
+            except OSError as exc:
+                self._io_failed("deliver", exc)
+                await asyncio.sleep(IO_RETRY_S)
+
+    async def _drain(self) -> None:
         started = -self.linger
         while True:
             records = self.queue.peek_many(self.batch_bytes)
@@ -229,6 +289,7 @@ class Sender:
             started = time.monotonic()
             await self._deliver([r.payload for r in records], sum(r.items for r in records))
             self.queue.ack_many(records)
+            self._io_recovered("deliver")
 
     async def _deliver(self, parts: list[bytes], items: int) -> None:
         """Send until delivered, dropped as permanent, or past max_elapsed; count the outcome."""

@@ -1,7 +1,11 @@
 """Redaction: personal data never reaches a destination, a metric, an exemplar or the UI.
 
 Applied to the request bytes before anything else reads them (features, span metrics,
-queues), so every consumer sees the same redacted data:
+queues), so every consumer sees the same redacted data. Every string a request carries that
+leaves the gateway or becomes a label is inspected (attribute keys and values, span and event
+names, scope name/version, trace_state, status messages, log bodies, severity_text and
+event_name, metric descriptions and data point attributes); ids, metric names and units are
+not (they are not free text):
 - an allowlist of attribute keys (glob patterns), fail closed: when set, every other attribute
   — on resources, spans, span events, links and log records — is removed;
 - value patterns (e-mail addresses, payment card numbers that pass the Luhn check, bearer
@@ -23,6 +27,9 @@ from typing import Any, Literal
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otelml.errors import Permanent
@@ -66,7 +73,10 @@ class Redactor:
         self.values: Counter[str] = Counter()
 
     def merge(self, other: Redactor) -> None:
-        """Another worker's counters."""
+        """Another worker's counters, and its patterns: a merged view built with only the
+        built-in ones would leave the configured patterns' counters out of /metrics."""
+        for name, pattern in other.patterns.items():
+            self.patterns.setdefault(name, pattern)
         self.removed += other.removed
         self.values.update(other.values)
 
@@ -106,7 +116,7 @@ class Redactor:
     def _any_value(self, value: Any) -> None:
         which = value.WhichOneof("value")
         if which == "string_value":
-            value.string_value = self.text(value.string_value)
+            self._field(value, "string_value")
         elif which == "array_value":
             for item in value.array_value.values:
                 self._any_value(item)
@@ -123,32 +133,84 @@ class Redactor:
             del attributes[:]
             attributes.extend(kept)
         for attribute in attributes:
+            # Keys too: an attribute key becomes a `feature` label and is forwarded.
+            self._field(attribute, "key")
             self._any_value(attribute.value)
 
+    def _field(self, message: Any, name: str) -> None:
+        """Redact one string field, written back only if it changed: an untouched message
+        serialises to the same bytes (no empty submessage made present)."""
+        value = getattr(message, name)
+        if value:
+            redacted = self.text(value)
+            if redacted != value:
+                setattr(message, name, redacted)
+
+    def _scope(self, scope: Any) -> None:
+        self._field(scope, "name")
+        self._field(scope, "version")
+        self._attributes(scope.attributes)
+
     def traces(self, payload: bytes) -> bytes:
+        """Every string of the request: resource and scope (attributes, name, version), span
+        names (a `span_name` label), attributes, trace_state, status messages, events (name,
+        attributes) and links (trace_state, attributes)."""
         request = ExportTraceServiceRequest()
         _parse(request, payload)
         for resource_spans in request.resource_spans:
             self._attributes(resource_spans.resource.attributes)
             for scope in resource_spans.scope_spans:
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
                 for span in scope.spans:
+                    self._field(span, "name")
+                    self._field(span, "trace_state")
                     self._attributes(span.attributes)
                     for event in span.events:
+                        self._field(event, "name")
                         self._attributes(event.attributes)
                     for link in span.links:
+                        self._field(link, "trace_state")
                         self._attributes(link.attributes)
-                    span.status.message = self.text(span.status.message)
+                    self._field(span.status, "message")
         return request.SerializeToString()
 
     def logs(self, payload: bytes) -> bytes:
+        """Resource and scope, and per record: attributes, body, severity_text, event_name."""
         request = ExportLogsServiceRequest()
         _parse(request, payload)
         for resource_logs in request.resource_logs:
             self._attributes(resource_logs.resource.attributes)
             for scope in resource_logs.scope_logs:
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
                 for record in scope.log_records:
                     self._attributes(record.attributes)
                     self._any_value(record.body)
+                    self._field(record, "severity_text")
+                    self._field(record, "event_name")
+        return request.SerializeToString()
+
+    def metrics(self, payload: bytes) -> bytes:
+        """Resource and scope, metric descriptions, and the attributes of every data point and
+        exemplar (the labels remote write sends). Metric names and units are left as they are:
+        they must stay valid Prometheus names."""
+        request = ExportMetricsServiceRequest()
+        _parse(request, payload)
+        for resource_metrics in request.resource_metrics:
+            self._attributes(resource_metrics.resource.attributes)
+            for scope in resource_metrics.scope_metrics:
+                if scope.HasField("scope"):
+                    self._scope(scope.scope)
+                for metric in scope.metrics:
+                    self._field(metric, "description")
+                    which = metric.WhichOneof("data")
+                    if which is None:
+                        continue
+                    for point in getattr(metric, which).data_points:
+                        self._attributes(point.attributes)
+                        for exemplar in getattr(point, "exemplars", ()):
+                            self._attributes(exemplar.filtered_attributes)
         return request.SerializeToString()
 
 

@@ -7,12 +7,14 @@ costs at most `limit` bytes of memory.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from otelml.errors import Permanent
 
 REASON_TOO_LARGE = "too_large"
+REASON_BODY_TIMEOUT = "body_timeout"
 
 
 def _too_large(limit: int) -> Permanent:
@@ -28,10 +30,30 @@ async def read_body(
     limit: int,
     gzip: bool,
     content_length: int | None,
+    charge: Callable[[int], None] = lambda size: None,
+    timeout: float | None = None,
 ) -> bytes:
-    """The (decompressed) body, or `Permanent` 413 past `limit` / 400 for a broken gzip stream."""
+    """The (decompressed) body, or `Permanent` 413 past `limit` / 400 for a broken gzip stream
+    / 408 when it has not all arrived within `timeout` seconds (a slow client).
+
+    `charge(n)` is called for every `n` bytes held, as they arrive (admission's budget; it
+    raises `Refused` to stop the read)."""
     if content_length is not None and not gzip and content_length > limit:
         raise _too_large(limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(chunks, limit, gzip, charge)
+    except TimeoutError:
+        raise Permanent(
+            f"request body not received within limits.body_timeout ({timeout:g} s)",
+            reason=REASON_BODY_TIMEOUT,
+            http_status=408,
+        ) from None
+
+
+async def _read(
+    chunks: AsyncIterator[bytes], limit: int, gzip: bool, charge: Callable[[int], None]
+) -> bytes:
     parts: list[bytes] = []
     size = 0
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzip else None
@@ -41,6 +63,7 @@ async def read_body(
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
+                charge(len(chunk))
                 parts.append(chunk)
                 continue
             data = chunk
@@ -50,6 +73,7 @@ async def read_body(
                 size += len(out)
                 if size > limit:
                     raise _too_large(limit)
+                charge(len(out))
                 parts.append(out)
                 data = inflater.unconsumed_tail
         if inflater is not None:
@@ -57,6 +81,7 @@ async def read_body(
             size += len(tail)
             if size > limit:
                 raise _too_large(limit)
+            charge(len(tail))
             parts.append(tail)
             if not inflater.eof:
                 raise Permanent("truncated gzip body", reason="malformed")

@@ -4,8 +4,9 @@ Requests arrive as raw bytes (no Python protobuf objects: the pipeline decodes t
 Errors map as the OTLP spec and the Go collector expect: bad data → INVALID_ARGUMENT
 (permanent, the client drops it); shed load → UNAVAILABLE with a RetryInfo detail (the
 client retries after it). A bare RESOURCE_EXHAUSTED is never sent for load: the Go exporter
-treats it as permanent. grpcio itself answers RESOURCE_EXHAUSTED for a message over
-`limits.max_request_bytes` (after decompression), which is permanent by design.
+treats it as permanent. A message over `limits.max_request_bytes` (after decompression) is
+RESOURCE_EXHAUSTED, permanent by design: counted as `too_large` up to twice the limit, where
+grpcio's own check (uncounted) takes over.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from grpc_status import rpc_status
 
 from otelml.errors import Permanent, Refused
 from otelml.gateway.consumer import Consumer, ExportResult
+from otelml.gateway.receivers.admission import REASON_TOO_LARGE
 from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.receivers.responses import (
     logs_response,
@@ -49,12 +51,22 @@ def _handler(
     respond: Callable[[ExportResult], bytes],
     stats: ReceiverStats,
     guard: Guard,
+    max_request_bytes: int,
 ) -> grpc.RpcMethodHandler:
     async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         metadata = dict(context.invocation_metadata() or ())
         if not guard.authorized(metadata.get("authorization")):
             stats.refuse_request(TRANSPORT, "unauthenticated")
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        if len(request) > max_request_bytes:
+            # grpcio's own limit is twice this one: what falls between is refused here, as
+            # grpcio would (RESOURCE_EXHAUSTED, permanent), and counted.
+            stats.refuse_request(TRANSPORT, REASON_TOO_LARGE)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"message of {len(request)} bytes exceeds limits.max_request_bytes "
+                f"({max_request_bytes})",
+            )
         try:
             with guard.admit(len(request)):
                 return respond(consume(request, TRANSPORT))
@@ -92,7 +104,7 @@ def create_server(
     spread again over the replicas behind a Service.
     """
     options: list[tuple[str, int]] = [
-        ("grpc.max_receive_message_length", max_request_bytes),
+        ("grpc.max_receive_message_length", 2 * max_request_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     if max_connection_age is not None:
@@ -112,6 +124,7 @@ def create_server(
                         lambda r: traces_response(r).SerializeToString(),
                         stats,
                         guard,
+                        max_request_bytes,
                     )
                 },
             ),
@@ -123,6 +136,7 @@ def create_server(
                         lambda r: metrics_response(r).SerializeToString(),
                         stats,
                         guard,
+                        max_request_bytes,
                     )
                 },
             ),
@@ -134,6 +148,7 @@ def create_server(
                         lambda r: logs_response(r).SerializeToString(),
                         stats,
                         guard,
+                        max_request_bytes,
                     )
                 },
             ),

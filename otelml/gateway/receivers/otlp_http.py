@@ -4,6 +4,8 @@ Status codes, as the OTLP spec defines them for receivers:
 - 200 with an Export*ServiceResponse (`partial_success` when some items were rejected);
 - 400 malformed body (protobuf, JSON or gzip), with a google.rpc.Status body;
 - 405 wrong method (with `Allow: POST`), 415 unsupported Content-Type or Content-Encoding;
+- 401 missing or wrong bearer token (before any other check);
+- 408 body not received within `limits.body_timeout` (a slow client);
 - 413 body larger than `limits.max_request_bytes` after decompression;
 - 503 + Retry-After when load is shed (the client retries).
 Responses use the request's encoding: protobuf in, protobuf out; JSON in, JSON out.
@@ -25,7 +27,7 @@ from starlette.routing import Route
 from otelml.errors import Permanent, Refused
 from otelml.gateway.consumer import Consumer, ExportResult, GroundTruthItem
 from otelml.gateway.receivers.admission import read_body
-from otelml.gateway.receivers.guard import Guard
+from otelml.gateway.receivers.guard import Guard, Reservation
 from otelml.gateway.receivers.otlp_json import (
     logs_to_protobuf,
     metrics_to_protobuf,
@@ -52,13 +54,18 @@ def _encode(message: Message, json: bool) -> Response:
 def _error(
     status: int, message: str, json: bool, headers: dict[str, str] | None = None
 ) -> Response:
-    code = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.INVALID_ARGUMENT}.get(
-        status, code_pb2.UNAVAILABLE if status in (429, 503) else code_pb2.UNKNOWN
-    )
+    code = {
+        400: code_pb2.INVALID_ARGUMENT,
+        408: code_pb2.DEADLINE_EXCEEDED,
+        413: code_pb2.INVALID_ARGUMENT,
+    }.get(status, code_pb2.UNAVAILABLE if status in (429, 503) else code_pb2.UNKNOWN)
     response = _encode(status_pb2.Status(code=code, message=message), json)
     response.status_code = status
     if headers:
         response.headers.update(headers)
+    if status in (408, 413):
+        # The body was not read to its end: what follows on the connection is not a request.
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -80,7 +87,12 @@ class _Accepted:
 
 
 def _check(request: Request, guard: Guard, media_types: tuple[str, ...]) -> _Accepted | _Refusal:
-    """Method, Content-Type, Content-Encoding and bearer token: the same for every endpoint."""
+    """Bearer token, method, Content-Type, Content-Encoding: the same for every endpoint."""
+    # The token first: who is not authenticated learns nothing of what the endpoint takes.
+    if not guard.authorized(request.headers.get("authorization")):
+        return _Refusal(
+            401, "missing or wrong bearer token", "unauthenticated", {"WWW-Authenticate": "Bearer"}
+        )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method != "POST":
         return _Refusal(405, "use POST", "method_not_allowed", {"Allow": "POST"})
@@ -97,18 +109,32 @@ def _check(request: Request, guard: Guard, media_types: tuple[str, ...]) -> _Acc
             f"unsupported Content-Encoding {encoding!r}; use gzip or none",
             "unsupported_encoding",
         )
-    if not guard.authorized(request.headers.get("authorization")):
-        return _Refusal(
-            401, "missing or wrong bearer token", "unauthenticated", {"WWW-Authenticate": "Bearer"}
-        )
     length_header = request.headers.get("content-length")
     content_length = int(length_header) if length_header and length_header.isdigit() else None
     return _Accepted(content_type == JSON, encoding == "gzip", content_length)
 
 
+async def _body(
+    request: Request,
+    checked: _Accepted,
+    max_request_bytes: int,
+    reservation: Reservation,
+    body_timeout: float | None,
+) -> bytes:
+    return await read_body(
+        request.stream(),
+        max_request_bytes,
+        checked.gzip,
+        checked.content_length,
+        reservation.charge,
+        body_timeout,
+    )
+
+
 def _endpoint(
     pipeline: Consumer,
     max_request_bytes: int,
+    body_timeout: float | None,
     guard: Guard,
     consume: Callable[[bytes, str], ExportResult],
     from_json: Callable[[bytes], bytes],
@@ -124,11 +150,9 @@ def _endpoint(
             return _error(checked.status, checked.message, json, checked.headers)
         json = checked.json
         try:
-            # Admission before reading: the declared size, or the limit for chunked bodies.
-            with guard.admit(checked.content_length or max_request_bytes):
-                body = await read_body(
-                    request.stream(), max_request_bytes, checked.gzip, checked.content_length
-                )
+            # Admission charges what has arrived: a slow body holds only what it sent.
+            with guard.reserve() as reservation:
+                body = await _body(request, checked, max_request_bytes, reservation, body_timeout)
                 payload = from_json(body) if json else body
                 result = consume(payload, TRANSPORT)
         except Permanent as exc:
@@ -150,7 +174,7 @@ _GROUND_TRUTH = TypeAdapter(list[GroundTruthItem])
 
 
 def _ground_truth_endpoint(
-    pipeline: Consumer, max_request_bytes: int, guard: Guard
+    pipeline: Consumer, max_request_bytes: int, body_timeout: float | None, guard: Guard
 ) -> Callable[[Request], object]:
     """POST /v1/ground_truth: `[{"prediction_id": …, "value": …, "output"?: …, "model"?: …}]`.
 
@@ -164,10 +188,8 @@ def _ground_truth_endpoint(
             stats.refuse_request(TRANSPORT, checked.reason)
             return JSONResponse({"message": checked.message}, checked.status, checked.headers)
         try:
-            with guard.admit(checked.content_length or max_request_bytes):
-                body = await read_body(
-                    request.stream(), max_request_bytes, checked.gzip, checked.content_length
-                )
+            with guard.reserve() as reservation:
+                body = await _body(request, checked, max_request_bytes, reservation, body_timeout)
                 result = pipeline.consume_ground_truth(_ground_truth_items(body))
         except Permanent as exc:
             stats.refuse_request(TRANSPORT, exc.reason)
@@ -192,7 +214,13 @@ def _ground_truth_items(body: bytes) -> list[GroundTruthItem]:
         raise Permanent(f"invalid ground truth: {problems}", "malformed") from None
 
 
-def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None = None) -> Starlette:
+def create_app(
+    pipeline: Consumer,
+    max_request_bytes: int,
+    guard: Guard | None = None,
+    body_timeout: float | None = None,
+) -> Starlette:
+    """`body_timeout`: seconds a request's body may take to arrive (None: no limit)."""
     guard = guard or Guard()
     methods = ["POST", "GET", "PUT", "DELETE", "PATCH"]
     return Starlette(
@@ -202,6 +230,7 @@ def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None =
                 _endpoint(
                     pipeline,
                     max_request_bytes,
+                    body_timeout,
                     guard,
                     pipeline.consume_traces,
                     traces_to_protobuf,
@@ -214,6 +243,7 @@ def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None =
                 _endpoint(
                     pipeline,
                     max_request_bytes,
+                    body_timeout,
                     guard,
                     pipeline.consume_metrics,
                     metrics_to_protobuf,
@@ -223,7 +253,7 @@ def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None =
             ),
             Route(
                 "/v1/ground_truth",
-                _ground_truth_endpoint(pipeline, max_request_bytes, guard),
+                _ground_truth_endpoint(pipeline, max_request_bytes, body_timeout, guard),
                 methods=methods,
             ),
             Route(
@@ -231,6 +261,7 @@ def create_app(pipeline: Consumer, max_request_bytes: int, guard: Guard | None =
                 _endpoint(
                     pipeline,
                     max_request_bytes,
+                    body_timeout,
                     guard,
                     pipeline.consume_logs,
                     logs_to_protobuf,

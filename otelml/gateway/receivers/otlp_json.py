@@ -45,19 +45,39 @@ def _hex_ids_to_base64(node: Any) -> None:
                 _hex_ids_to_base64(item)
 
 
+#: Objects and arrays within each other, at most: OTLP/JSON takes ~10 to reach an attribute
+#: and 4 per nested kvlist, which the scanner allows 16 deep (74). Checked before the
+#: recursive conversions run.
+MAX_JSON_DEPTH = 100
+
+
+def _depth_within(document: Any, limit: int) -> bool:
+    """The document's nesting of objects and arrays, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
+
+
 def _to_protobuf(body: bytes, message: Message) -> bytes:
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = json.loads(body)  # its C parser stops at the interpreter's recursion limit
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Permanent(f"malformed JSON: {exc}", "malformed") from None
     if not isinstance(document, dict):
         raise Permanent("malformed OTLP/JSON: expected an object", "malformed")
-    _hex_ids_to_base64(document)
+    if not _depth_within(document, MAX_JSON_DEPTH):
+        raise Permanent(f"malformed OTLP/JSON: nested deeper than {MAX_JSON_DEPTH}", "malformed")
     try:
+        _hex_ids_to_base64(document)
         json_format.ParseDict(document, message, ignore_unknown_fields=True)
-    except (json_format.ParseError, binascii.Error, TypeError, ValueError) as exc:
+        return message.SerializeToString()
+    except (json_format.ParseError, binascii.Error, TypeError, ValueError, RecursionError) as exc:
         raise Permanent(f"malformed OTLP/JSON: {exc}", "malformed") from None
-    return message.SerializeToString()
 
 
 def traces_to_protobuf(body: bytes) -> bytes:

@@ -25,6 +25,9 @@ from otelml.gateway.state.keys import AttributionSettings, ModelKey, ModelProfil
 from otelml.gateway.state.observations import Binned, Origin
 
 
+#: Unattributed models remembered (a cache: matching them again is cheap).
+_MAX_REMEMBERED_OFF = 4096
+
 class SliceEntry(NamedTuple):
     """What one series' distribution counted of a request, and its number of buckets."""
 
@@ -169,10 +172,12 @@ class SliceStore:
     def model_values(self, model: ModelKey) -> SliceValues | None:
         """The model's value slots (None: the model is not attributed)."""
         found = self.values.get(model)
-        if found is not None or model in self._off:
+        if found is not None or model in self._off or not self.models:
             return found
         match = next((m for m in self.models if m.matches(model)), None)
         if match is None or match.attribution is None or model.segment is not None:
+            if len(self._off) >= _MAX_REMEMBERED_OFF:
+                self._off.clear()  # a stream of fresh model names must not grow this set
             self._off.add(model)
             return None
         found = self.values[model] = SliceValues(match.attribution)

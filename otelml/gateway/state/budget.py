@@ -8,10 +8,24 @@ sets beyond `limits.max_series`; their observations are counted in `otelml_serie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
+from typing import TypeVar
 
 from otelml import semconv
 from otelml.gateway.state.families import Family, Sample
+
+#: Refused keys remembered at most (a fast path only: a forgotten one is refused again by the
+#: budget). Without a bound, a stream of fresh names would grow the set forever.
+REMEMBERED_REFUSALS = 4096
+
+K = TypeVar("K", bound=Hashable)
+
+
+def remember_refused(refused: set[K], key: K) -> None:
+    """Add `key` to a set of refused keys, emptied when full: memory stays bounded."""
+    if len(refused) >= REMEMBERED_REFUSALS:
+        refused.clear()
+    refused.add(key)
 
 
 class SeriesBudget:

@@ -260,6 +260,8 @@ class RequestSamples:
         for group, model in enumerate(groups):
             samples = self.models.get(model)
             if samples is None:
+                if not store.knows(model):
+                    continue  # refused by the series budget: no buckets to keep rows for
                 samples = self.models[model] = ModelSamples(self.rows_per_model, self.per_bucket)
             if now >= samples.next_due:
                 samples.next_due = now + self.refresh_s

@@ -19,6 +19,8 @@ class ReceiverStats:
         self.requests_refused: Counter[tuple[str, str]] = Counter()
         #: bentoml.monitor log records by outcome: "read" (as ml.* records) or "unread".
         self.bentoml_monitor: Counter[str] = Counter()
+        #: Strings cut to `limits.max_label_length`, by field (span_name, service, key, value).
+        self.truncated: Counter[str] = Counter()
 
     def accept(self, signal: Signal, transport: str, items: int) -> None:
         self.accepted[(signal, transport)] += items
@@ -34,6 +36,7 @@ class ReceiverStats:
         self.accepted.update(other.accepted)
         self.refused.update(other.refused)
         self.requests_refused.update(other.requests_refused)
+        self.truncated.update(getattr(other, "truncated", {}))
         self.bentoml_monitor.update(other.bentoml_monitor)
 
     def collect(self) -> Iterator[Family]:
@@ -63,6 +66,12 @@ class ReceiverStats:
                 Sample((("transport", t), ("reason", r)), v)
                 for (t, r), v in sorted(self.requests_refused.items())
             ],
+        )
+        yield Family(
+            f"{semconv.RECEIVER_TRUNCATED}_total",
+            "counter",
+            "Strings cut to limits.max_label_length before they became labels, by field.",
+            [Sample((("field", f),), v) for f, v in sorted(self.truncated.items())],
         )
         yield Family(
             f"{semconv.BENTOML_MONITOR_RECORDS}_total",

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from otelml import semconv
-from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.budget import SeriesBudget, remember_refused
 from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.families import Family, Histogram, Sample
 
@@ -62,7 +62,7 @@ class SpanMetrics:
         if found is not None or key in self._refused:
             return found
         if not self.budget.reserve(SpanSeries.series_count()):
-            self._refused.add(key)
+            remember_refused(self._refused, key)
             return None
         found = self.series[key] = SpanSeries()
         return found

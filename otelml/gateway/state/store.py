@@ -15,7 +15,7 @@ import numpy as np
 
 from otelml import semconv
 from otelml.gateway.state.attribution import SliceStore
-from otelml.gateway.state.budget import SeriesBudget
+from otelml.gateway.state.budget import SeriesBudget, remember_refused
 from otelml.gateway.state.distributions import (
     CategoricalDistribution,
     Distribution,
@@ -64,7 +64,15 @@ class FeatureStore:
                 ):
                     for name, feature in features.items():
                         self._create(key, SeriesKey(role, name), None, feature)  # type: ignore[arg-type]
+            if not known:
+                # A model with no series is not kept: a stream of fresh model names past the
+                # series budget must not grow this map.
+                del self._by_model[key]
         return known
+
+    def knows(self, key: ModelKey) -> bool:
+        """Whether the model has any series (a model refused by the budget has none)."""
+        return key in self._by_model
 
     def existing(self, key: ModelKey, series: SeriesKey) -> Distribution | None:
         """The distribution if it exists already: the per-request fast path."""
@@ -101,9 +109,9 @@ class FeatureStore:
         else:
             distribution = NumericDistribution(self._default_edges)
         if not self.budget.reserve(distribution.series_count()):
-            self._refused.add((key, series))
+            remember_refused(self._refused, (key, series))
             return None
-        self._by_model[key][series] = distribution
+        self._by_model.setdefault(key, {})[series] = distribution
         self.generation += 1
         return distribution
 
@@ -124,7 +132,11 @@ class FeatureStore:
         reference = profile.features.get(feature) if profile is not None else None
         if isinstance(reference, CategoricalProfile):
             return value if value in reference.categories else semconv.OTHER_CATEGORY
-        learned = self._segments.setdefault((key.whole, feature), set())
+        learned = self._segments.get((key.whole, feature))
+        if learned is None:
+            if len(self._segments) >= self.budget.max_series:
+                return semconv.OTHER_CATEGORY  # bounded under any stream of names
+            learned = self._segments[(key.whole, feature)] = set()
         if value in learned:
             return value
         if len(learned) < self.max_categories:
@@ -155,7 +167,7 @@ class FeatureStore:
                     observed = int(theirs.counts.sum()) + theirs.missing + int(theirs.invalid.sum())
                     self.budget.count_overflow(overflow_metric(series, kind), observed)
                     continue
-                self._by_model[key][series] = mine
+                self._by_model.setdefault(key, {})[series] = mine
                 self.generation += 1
             if mine.kind != theirs.kind:
                 continue  # two workers guessed differently for an unprofiled series: keep ours

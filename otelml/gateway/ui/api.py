@@ -1,13 +1,13 @@
 """Routes of /ui (static page) and /api/v1 (JSON), mounted on the admin server.
 
-With `auth.bearer_token` set, every /api/v1 call needs `Authorization: Bearer <token>`. The
+With a token set — `auth.admin_bearer_token`, which guards the whole admin port's data, else
+`auth.bearer_token`, the OTLP one — every /api/v1 call needs `Authorization: Bearer <token>`. The
 page's files hold no data and load without it; the page asks for the token (a login field, or
 `?token=` once), keeps it in sessionStorage and sends it with every call.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from otelml import __version__
 from otelml.config import GatewayConfig
 from otelml.gateway.gateway_state import GatewayState
+from otelml.gateway.receivers.guard import Guard
 from otelml.gateway.ui import openapi, query, schema
 
 STATIC = Path(__file__).parent / "static"
@@ -46,14 +47,13 @@ def _problem(status: int, message: str, headers: dict[str, str] | None = None) -
 
 
 def routes(snapshot: Snapshot, config: GatewayConfig) -> list[BaseRoute]:
-    token = f"Bearer {config.auth.bearer_token}".encode() if config.auth.bearer_token else None
+    auth = config.auth
+    token = auth.admin_bearer_token.get_secret_value() or auth.bearer_token.get_secret_value()
+    guard = Guard(token)
     ui = config.ui
 
     def authorized(request: Request) -> bool:
-        if token is None:
-            return True
-        given = request.headers.get("authorization", "").encode()
-        return hmac.compare_digest(given, token)
+        return guard.authorized(request.headers.get("authorization"))
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def respond(request: Request) -> Response:
@@ -79,7 +79,7 @@ def routes(snapshot: Snapshot, config: GatewayConfig) -> list[BaseRoute]:
         return q["name"], q["version"], q.get("segment")
 
     def info(request: Request, state: GatewayState) -> schema.Info:
-        return {"version": __version__, "auth": token is not None, "grafana_url": ui.grafana_url}
+        return {"version": __version__, "auth": bool(token), "grafana_url": ui.grafana_url}
 
     def models(request: Request, state: GatewayState) -> schema.ModelsResponse:
         return query.models(state)

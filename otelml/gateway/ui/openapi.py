@@ -33,7 +33,7 @@ def _get(summary: str, answer: str, parameters: list[dict[str, Any]]) -> dict[st
             "description": summary,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}},
         },
-        "401": _problem("the bearer token is missing or wrong (auth.bearer_token is set)"),
+        "401": _problem("the bearer token is missing or wrong (a token is set in auth)"),
     }
     if parameters:
         responses["400"] = _problem("a parameter is malformed")
@@ -85,7 +85,8 @@ def document() -> dict[str, Any]:
             "title": "otelml gateway API",
             "version": __version__,
             "description": "What the embedded page at /ui shows: the gateway's own state, the "
-            "same that /metrics exposes. With auth.bearer_token set, every call needs "
+            "same that /metrics exposes. With auth.admin_bearer_token (else auth.bearer_token) "
+            "set, every call needs "
             "`Authorization: Bearer <token>`.",
         },
         "servers": [{"url": "/"}],

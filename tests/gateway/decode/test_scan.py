@@ -137,3 +137,15 @@ def test_invalid_utf8_is_replaced_not_fatal() -> None:
     payload = traces([{"ml.model.name": "m", "ml.feature.c": "x"}]).replace(b"\x01x", b"\x01\xff")
     records = decode_traces(payload)
     assert records.strings[-1] == "\ufffd"
+
+
+@pytest.mark.parametrize("scan", ["c", "python"])
+def test_both_scanners_stop_at_max_leaves(scan: str) -> None:
+    payload = traces([{"ml.model.name": "m", "ml.feature.x": [1.0] * 10}])
+    scanner = _otlpscan.scan if scan == "c" else _pyscan.scan
+    assert len(scanner(payload, False, b"ml.", (), 11)["leaf_kind"]) == 11
+    with pytest.raises(OverflowError, match=r"more than 10 ml\.\* values"):
+        scanner(payload, False, b"ml.", (), 10)
+    with pytest.raises(Permanent) as refused:
+        decode_traces(payload, max_values=10)
+    assert (refused.value.reason, refused.value.http_status) == ("too_many_values", 413)
