@@ -24,9 +24,9 @@ from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.keys import AttributionSettings, ModelKey, ModelProfile, SeriesKey
 from otelml.gateway.state.observations import Binned, Origin
 
-
 #: Unattributed models remembered (a cache: matching them again is cheap).
 _MAX_REMEMBERED_OFF = 4096
+
 
 class SliceEntry(NamedTuple):
     """What one series' distribution counted of a request, and its number of buckets."""
