@@ -20,6 +20,7 @@ from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.keys import ModelKey, SeriesKey
 from otelml.gateway.validation import load_models
+from tests.gateway.drifting_state import drifting_state
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX
@@ -42,27 +43,14 @@ def _every_exemplar(monkeypatch: pytest.MonkeyPatch) -> None:
 def _gateway(tmp_path: Path) -> tuple[GatewayState, DriftEngine]:
     rng = np.random.default_rng(0)
     reference = profile.build(pd.DataFrame({"x": rng.normal(0, 1, 5000)}), model="m", version="1")
-    path = tmp_path / "reference.json"
-    profile.save(reference, path)
-    config = parse(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "version": "1",
-                    "reference": str(path),
-                    "window": 3,
-                    "step": 1,
-                    "drift": {"method": "psi", "min_samples": 500},
-                    "attribution": {"keys": ["tenant"]},
-                }
-            ]
-        }
+    return drifting_state(
+        tmp_path,
+        reference,
+        window=3,
+        step=1,
+        drift={"method": "psi", "min_samples": 500},
+        attribution={"keys": ["tenant"]},
     )
-    models = load_models(config)
-    state = GatewayState.create(models=models)
-    state.drift = DriftEngine(config.models, models)
-    return state, state.drift
 
 
 def _run(tmp_path: Path, shift: Shift, steps: int = 3) -> tuple[GatewayState, dict[str, set[str]]]:

@@ -16,6 +16,7 @@ from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.pipeline import Pipeline
 from otelml.gateway.state.exemplars import Exemplars
 from otelml.gateway.state.keys import ModelKey, ModelProfile, SeriesKey
+from tests.gateway.drifting_state import drifting_state
 from tests.gateway.otlp_builders import traces
 
 F = semconv.FEATURE_PREFIX
@@ -39,26 +40,14 @@ def _frame(rng: np.random.Generator, rows: int, shifted: bool) -> pd.DataFrame:
 def _setup(reference_rows: int, tmp_path: Path) -> tuple[GatewayState, Pipeline, DriftEngine]:
     rng = np.random.default_rng(0)
     reference = profile.build(_frame(rng, reference_rows, False), model="m", version="1")
-    path = tmp_path / "reference.json"
-    profile.save(reference, path)
-    config = parse(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "version": "1",
-                    "reference": str(path),
-                    "window": 5,
-                    "step": 1,
-                    "drift": {"min_samples": 1000},
-                }
-            ]
-        }
+    state, engine = drifting_state(
+        tmp_path,
+        reference,
+        window=5,
+        step=1,
+        drift={"min_samples": 1000},
+        attribution={"enabled": False},
     )
-    models = [ModelProfile("m", "1", profile.load(path))]
-    state = GatewayState.create(models=models)
-    engine = DriftEngine(config.models, models)
-    state.drift = engine
     return state, state.pipeline(), engine
 
 

@@ -12,13 +12,12 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from otelml import profile, semconv
-from otelml.config import parse
 from otelml.gateway.drift.engine import DriftEngine
 from otelml.gateway.gateway_state import GatewayState
 from otelml.gateway.performance.estimation import estimate
 from otelml.gateway.state.keys import ModelKey
-from otelml.gateway.validation import load_models
 from otelml.profile.calibration import isotonic
+from tests.gateway.drifting_state import drifting_state
 from tests.gateway.otlp_builders import traces
 
 MODEL = ModelKey("m", "1")
@@ -65,26 +64,7 @@ def _gateway(tmp_path: Path) -> tuple[GatewayState, DriftEngine]:
     p = _sigmoid(x)
     frame = pd.DataFrame({"x": x, "score": p, "label": rng.random(len(x)) < p})
     reference = profile.build(frame, model="m", version="1", predictions=["score"], target="label")
-    path = tmp_path / "reference.json"
-    profile.save(reference, path)
-    config = parse(
-        {
-            "models": [
-                {
-                    "name": "m",
-                    "version": "1",
-                    "reference": str(path),
-                    "window": 1,
-                    "step": 1,
-                    "attribution": {"enabled": False},
-                }
-            ]
-        }
-    )
-    models = load_models(config)
-    state = GatewayState.create(models=models)
-    state.drift = DriftEngine(config.models, models)
-    return state, state.drift
+    return drifting_state(tmp_path, reference, window=1, step=1, attribution={"enabled": False})
 
 
 def _windows(
