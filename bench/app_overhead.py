@@ -24,6 +24,7 @@ import httpx
 
 from bench.blackhole import Blackhole
 from bench.throughput import _free_port
+from bench.timing import ratio_text, round_ratios
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("bare", "otel", "otel-lean", "otelml", "otelml-sdk-encoder")
@@ -147,9 +148,7 @@ def run(model: str = "linear", rounds: int = 5) -> dict[str, float]:
         "cpu_b/a": (cpu["otel"], cpu["bare"]),
     }
     for name, (top, bottom) in pairs.items():
-        ratios = [t / b for t, b in zip(top, bottom, strict=True)]
-        out[name] = statistics.median(ratios)
-        out[f"{name}_min"], out[f"{name}_max"] = min(ratios), max(ratios)
+        round_ratios(out, name, top, bottom)
     return out
 
 
@@ -159,7 +158,7 @@ def report(model: str, results: dict[str, float]) -> str:
     )
 
     def ratio(name: str) -> str:
-        return f"{results[name]:.2f} [{results[f'{name}_min']:.2f}–{results[f'{name}_max']:.2f}]"
+        return ratio_text(results, name)
 
     return (
         f"{model:6s} requests/s (server CPU per request): {rates}\n"

@@ -23,6 +23,7 @@ import httpx
 from bench.app_overhead import _connection
 from bench.blackhole import Blackhole
 from bench.throughput import _free_port
+from bench.timing import ratio_text, round_ratios
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv-bentoml"
@@ -160,9 +161,7 @@ def run(rounds: int = 3) -> dict[str, float]:
         ("cpu_c/a", cpu["otelml"], cpu["bare"]),
         ("cpu_c/t", cpu["otelml"], cpu["tracing"]),
     ):
-        ratios = [t / b for t, b in zip(top, bottom, strict=True)]
-        out[name] = statistics.median(ratios)
-        out[f"{name}_min"], out[f"{name}_max"] = min(ratios), max(ratios)
+        round_ratios(out, name, top, bottom)
     return out
 
 
@@ -172,7 +171,7 @@ def report(results: dict[str, float]) -> str:
     )
 
     def ratio(name: str) -> str:
-        return f"{results[name]:.2f} [{results[f'{name}_min']:.2f}–{results[f'{name}_max']:.2f}]"
+        return ratio_text(results, name)
 
     return (
         f"BentoML classify, requests/s (service CPU per request): {rates}\n"

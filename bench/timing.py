@@ -30,3 +30,16 @@ def median_time(work: Callable[[], object], runs: int = 7) -> float:
         work()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def round_ratios(out: dict[str, float], name: str, top: list[float], bottom: list[float]) -> None:
+    """Into `out`: the median of the per-round ratios top/bottom as `name`, their range as
+    `name_min` and `name_max` (each ratio taken within one round, same minute of noise)."""
+    ratios = [t / b for t, b in zip(top, bottom, strict=True)]
+    out[name] = statistics.median(ratios)
+    out[f"{name}_min"], out[f"{name}_max"] = min(ratios), max(ratios)
+
+
+def ratio_text(results: dict[str, float], name: str) -> str:
+    """`median [min–max]` of a ratio `round_ratios` stored."""
+    return f"{results[name]:.2f} [{results[f'{name}_min']:.2f}–{results[f'{name}_max']:.2f}]"
