@@ -89,9 +89,10 @@ def _drift(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         print(f"otelml drift: {exc}", file=sys.stderr)
         return 2
-    if args.time_column and args.time_column not in current.columns:
-        print(f"otelml drift: no column {args.time_column!r} in {args.current}", file=sys.stderr)
-        return 2
+    for column in (args.time_column, args.target):
+        if column and column not in current.columns:
+            print(f"otelml drift: no column {column!r} in {args.current}", file=sys.stderr)
+            return 2
     results = assess_windows(
         reference,
         current,
@@ -102,9 +103,6 @@ def _drift(args: argparse.Namespace) -> int:
     )
     if not results:
         print("otelml drift: no column of the reference profile is in the data", file=sys.stderr)
-        return 2
-    if args.target and args.target not in current.columns:
-        print(f"otelml drift: no column {args.target!r} in {args.current}", file=sys.stderr)
         return 2
     print(table(results))
     performance = assess_performance(
