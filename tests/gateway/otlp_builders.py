@@ -24,9 +24,13 @@ def set_value(target: AnyValue, value: Any) -> None:
     elif isinstance(value, bytes):
         target.bytes_value = value
     elif isinstance(value, list | tuple):
-        array = target.array_value
+        target.array_value.SetInParent()  # an empty list is an empty array, not null
         for item in value:
-            set_value(array.values.add(), item)
+            set_value(target.array_value.values.add(), item)
+    elif isinstance(value, Mapping):
+        target.kvlist_value.SetInParent()
+        for key, item in value.items():
+            set_value(target.kvlist_value.values.add(key=key).value, item)
     else:
         raise TypeError(type(value))
 

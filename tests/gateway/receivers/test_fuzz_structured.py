@@ -17,10 +17,10 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from otelml import semconv
 from tests.conftest import RunningGateway, loopback_config, running_gateway
+from tests.gateway.otlp_builders import set_value
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 KEYS = st.one_of(
@@ -45,27 +45,6 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.binary(max_size=8),
 )
-
-
-def _any_value(value: Any, target: AnyValue) -> None:
-    if isinstance(value, bool):
-        target.bool_value = value
-    elif isinstance(value, int):
-        target.int_value = value
-    elif isinstance(value, float):
-        target.double_value = value
-    elif isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, bytes):
-        target.bytes_value = value
-    elif isinstance(value, list):
-        target.array_value.SetInParent()
-        for item in value:
-            _any_value(item, target.array_value.values.add())
-    else:
-        target.kvlist_value.SetInParent()
-        for key, item in value.items():
-            _any_value(item, target.kvlist_value.values.add(key=key).value)
 
 
 values = st.recursive(
@@ -95,7 +74,7 @@ def _request(generated: list[tuple[bytes, bytes, str, dict[str, Any], int]]) -> 
         span = scope.spans.add(trace_id=trace_id, span_id=span_id, name=name)
         span.end_time_unix_nano = end
         for key, value in attributes.items():
-            _any_value(value, span.attributes.add(key=key).value)
+            set_value(span.attributes.add(key=key).value, value)
     return request.SerializeToString()
 
 
