@@ -190,7 +190,11 @@ async def serve_workers(checked: CheckedConfig, factory: GatewayFactory) -> None
         return state
 
     async def merged_store() -> FeatureStore:
-        return (await loop.run_in_executor(None, pool.snapshot)).store
+        state = await loop.run_in_executor(None, pool.snapshot)
+        # The performance history is recorded from the parent's tracker after each step: the
+        # merged joins of every worker, not the parent's own (it joins nothing).
+        parent.state.ground_truth = state.ground_truth
+        return state.store
 
     try:
         ports = await parent.start(receivers=False, admin_snapshot=merged)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -65,6 +66,49 @@ def test_two_workers_merge_into_one_exact_exposition(tmp_path: Path) -> None:
         }
         samples = [s for b in series["buckets"] for s in b["samples"]]
         assert len(samples) >= 2 and all(s["value"] in sent for s in samples)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        gateway.kill()
+
+
+def test_two_workers_keep_the_performance_history_of_their_joins(tmp_path: Path) -> None:
+    """The parent records the merged joins of every worker once per step (it joins nothing)."""
+    gateway = GatewayProcess.configure(
+        tmp_path,
+        "workers: 2\nmodels:\n  - {name: clf, version: '1', window: 2s, step: 1s,"
+        " ground_truth: {ttl: 1h}}\n",
+    )
+    try:
+        process = gateway.start()
+        predicted = ["yes", "no", "yes", "yes", "no", "no"]
+        truth = ["yes", "no", "no", "yes", "no", "yes"]  # 4 of 6 right
+        for batch in range(2):  # one channel per batch: each may land on another worker
+            rows = range(3 * batch, 3 * batch + 3)
+            spans = [
+                {
+                    semconv.MODEL_NAME: "clf",
+                    semconv.MODEL_VERSION: "1",
+                    semconv.PREDICTION_ID: f"p{i}",
+                    semconv.PREDICTION: predicted[i],
+                }
+                for i in rows
+            ] + [{semconv.PREDICTION_ID: f"p{i}", semconv.GROUND_TRUTH: truth[i]} for i in rows]
+            with grpc.insecure_channel(gateway.grpc_endpoint) as channel:
+                export = channel.unary_unary(EXPORT, request_serializer=None)
+                export(traces(spans, first_trace=1 + 100 * batch), timeout=10)
+        deadline = time.monotonic() + 30
+        while True:
+            detail = httpx.get(
+                f"{gateway.admin_url}/api/v1/model", params={"name": "clf", "version": "1"}
+            ).json()
+            (performance,) = detail["performance"]
+            if performance["history"] and performance["history"][-1]["labels"] == 6:
+                break
+            assert time.monotonic() < deadline, performance
+            time.sleep(0.3)
+        assert performance["output"] == "prediction"
+        assert performance["history"][-1]["metrics"]["accuracy"] == 4 / 6
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
     finally:
