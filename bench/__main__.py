@@ -20,6 +20,7 @@ from bench import (
     proxy,
     render,
     throughput,
+    ui,
     workers,
 )
 from bench.payload import CATEGORICAL, NUMERIC, SPANS, make_request
@@ -110,6 +111,8 @@ def main() -> None:
         f"{figures_drift['engine_step_s'] * 1e3:.1f} ms   target < 10 ms"
     )
 
+    print("\n" + ui.report(ui.run()))
+
     print("\nlabel-free performance, 4 covariate-shifted windows of 5k rows:")
     cbpe.report(cbpe.run())
 
@@ -129,7 +132,10 @@ def main() -> None:
 
 
 #: Sub-benches that run on their own: `python -m bench NAME`.
-ALONE = {"locust": lambda: print(locust_capacity.report(locust_capacity.run()))}
+ALONE = {
+    "locust": lambda: print(locust_capacity.report(locust_capacity.run())),
+    "ui": lambda: print(ui.report(ui.run())),
+}
 
 
 if __name__ == "__main__":

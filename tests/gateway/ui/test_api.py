@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -178,26 +177,22 @@ def test_with_auth_the_api_needs_the_token_and_the_page_holds_no_data(tmp_path: 
         assert "default-src 'self'" in page.headers["content-security-policy"]
 
 
-def test_api_answers_fast_with_100_models_of_20_features(tmp_path: Path) -> None:
-    """The benchmark of the issue: 100 models × 20 features, each call well under 50 ms."""
+def test_api_answers_at_100_models_of_20_features(tmp_path: Path) -> None:
+    """The scale case (how long each call takes: `python -m bench ui`): every model listed,
+    the drifting ones first, and a bucket's sample leads to its request."""
     from tests.gateway.ui.scale import fed_at_scale
 
     gateway = fed_at_scale(tmp_path, models=100, features=20)
     state, ui = gateway.state, gateway.config.ui
-    calls = {
-        "models": lambda: query.models(state),
-        "model": lambda: query.model(state, "m42", "1", None),
-        "series": lambda: query.series(state, "m42", "1", "feature", "f3", None),
-    }
-    for name, call in calls.items():
-        call()
-        started = time.perf_counter()
-        for _ in range(5):
-            answer = call()
-        elapsed = (time.perf_counter() - started) / 5
-        assert elapsed < 0.05, f"{name}: {elapsed * 1000:.1f} ms"
-        assert answer
-    assert len(query.models(state)["models"]) == 100
+    listed = query.models(state)["models"]
+    assert len(listed) == 100
+    # The even models' numeric features moved by 1.5 (and f19 never sees its category "d"):
+    # all 20 series drift there, and those models come first.
+    shifted = {f"m{m}" for m in range(0, 100, 2)}
+    assert {m["model"] for m in listed[:50]} == shifted
+    assert all(len(m["drifting"]) == 20 for m in listed[:50])
+    detail = query.model(state, "m42", "1", None)
+    assert len(detail["series"]) == 21
     trace = query.series(state, "m42", "1", "feature", "f3", None)["buckets"][3]["samples"]
     assert trace and query.request(state, trace[0]["trace_id"], None, None, ui)["model"] == "m42"
 
