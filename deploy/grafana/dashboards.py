@@ -83,6 +83,50 @@ def per_bin_comparison(title: str, description: str, variable: str, series: str,
     return repeated(comparison, variable, 3)
 
 
+def attribution_table() -> Panel:
+    """Per drifting feature, the trace-attribute slices that explain its drift, as a table: the
+    share explained beside the slice's traffic share and its own PSI."""
+    by = "max by (feature, key, value)"
+    table = panel(
+        "table",
+        "Slices that explain the drift",
+        "For each drifting feature: the slices of the configured trace attributes (service "
+        "version, pod, route …) that most of its PSI comes from. explained = how much the "
+        "window's PSI falls when the slice is left out; traffic = the slice's share of the "
+        "window; slice PSI = the slice alone against the reference. A slice explaining far "
+        "more than its traffic share is where to look.",
+        [
+            target(f"{by} (otelml_drift_attribution{{{FEATURE}}})", kind="table"),
+            target(f"{by} (otelml_drift_attribution_traffic_share{{{FEATURE}}})", kind="table"),
+            target(f"{by} (otelml_drift_attribution_slice_score{{{FEATURE}}})", kind="table"),
+        ],
+        unit="percentunit",
+        width=24,
+    )
+    table["transformations"] = [
+        {"id": "merge", "options": {}},
+        {
+            "id": "organize",
+            "options": {
+                "excludeByName": {"Time": True},
+                "renameByName": {
+                    "Value #A": "explained",
+                    "Value #B": "traffic",
+                    "Value #C": "slice PSI",
+                },
+            },
+        },
+        {"id": "sortBy", "options": {"sort": [{"field": "explained", "desc": True}]}},
+    ]
+    table["fieldConfig"]["overrides"] = [
+        {
+            "matcher": {"id": "byName", "options": "slice PSI"},
+            "properties": [{"id": "unit", "value": "none"}, {"id": "decimals", "value": 3}],
+        }
+    ]
+    return table
+
+
 def panel(
     kind: str,
     title: str,
@@ -257,6 +301,11 @@ def model_drift() -> dict[str, Any]:
             include_all=True,
         ),
         custom_variable("psi_threshold", "PSI threshold", ["0.1", "0.2", "0.25"]),
+        custom_variable(
+            "performance_metric",
+            "Estimated metric",
+            ["accuracy", "precision", "recall", "f1", "roc_auc"],
+        ),
     ]
     per_feature = "max by (model_version, feature)"
     panels = [
@@ -326,6 +375,23 @@ def model_drift() -> dict[str, Any]:
                     "{{feature}} insufficient",
                 ),
             ],
+        ),
+        row("Where the drift comes from"),
+        attribution_table(),
+        panel(
+            "timeseries",
+            "Observations of the top slices (exemplars open a trace of the slice)",
+            "Per drifting feature, the slices that explain most of its drift: their observations "
+            "per second. Each exemplar is a trace of that slice, from its most moved bin.",
+            [
+                target(
+                    "sum by (feature, key, value) (rate(otelml_drift_attribution_observations_total"
+                    f"{{{FEATURE}}}[$__rate_interval]))",
+                    "{{feature}} {{key}}={{value}}",
+                    exemplar=True,
+                )
+            ],
+            unit="reqps",
         ),
         row("Reference vs live"),
         per_bin_comparison(
@@ -425,6 +491,42 @@ def model_drift() -> dict[str, Any]:
                     f'max by (output, metric) (otelml_performance{{{MODEL}, class=~"__macro__|"}})',
                     "{{output}} {{metric}}",
                 )
+            ],
+            unit="percentunit",
+        ),
+        panel(
+            "timeseries",
+            "Estimated performance, before labels (± one standard error)",
+            "For calibrated probability outputs (a reference built with --target): the "
+            "window's accuracy (and the rest) estimated from the scores alone, with its band; "
+            "realized beside it once ground truth arrives. The estimate staying while realized "
+            "falls is concept drift: the labels no longer follow the training calibration.",
+            [
+                target(
+                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
+                    'metric=~"$performance_metric"})',
+                    "estimated {{output}} {{metric}}",
+                ),
+                target(
+                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
+                    'metric=~"$performance_metric"}) - on (output, metric) max by (output, metric) '
+                    f"(otelml_performance_estimated_stderr{{{MODEL}, "
+                    'metric=~"$performance_metric"})',
+                    "−1 se {{output}} {{metric}}",
+                ),
+                target(
+                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
+                    'metric=~"$performance_metric"}) + on (output, metric) max by (output, metric) '
+                    f"(otelml_performance_estimated_stderr{{{MODEL}, "
+                    'metric=~"$performance_metric"})',
+                    "+1 se {{output}} {{metric}}",
+                ),
+                target(
+                    f"max by (output, metric) (otelml_performance{{{MODEL}, "
+                    'metric=~"$performance_metric"} and on (output) '
+                    f"otelml_performance_estimated{{{MODEL}}})",
+                    "realized {{output}} {{metric}}",
+                ),
             ],
             unit="percentunit",
         ),

@@ -79,9 +79,11 @@ def build(
     if target is not None:
         labels = _binary_labels(df, target)
         for name in predictions:
+            if not isinstance(outputs[name], NumericProfile):  # a class output: no calibration
+                continue
             probabilities = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
             finite = np.isfinite(probabilities)
-            if not isinstance(outputs[name], NumericProfile) or not (
+            if not (
                 finite.any()
                 and probabilities[finite].min() >= 0
                 and probabilities[finite].max() <= 1

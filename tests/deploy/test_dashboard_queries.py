@@ -44,6 +44,8 @@ F = semconv.FEATURE_PREFIX
 ROWS = 800
 REFUSED = 10
 CHUNKS = 4
+#: Traffic of the second route is where the age drift comes from.
+ROUTES = ("/v1/score", "/v2/score")
 
 
 @dataclass
@@ -52,7 +54,13 @@ class Stack:
     main: RunningGateway
     budget: RunningGateway
     trace_ids: set[str]
+    scores: np.ndarray[Any, np.dtype[np.float64]]  # the churn score of each request, in order
     variables: dict[str, dict[str, list[str]]]  # dashboard uid → variable → values
+
+
+def _scores(rng: np.random.Generator, rows: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The churn probability output, in training and in production alike."""
+    return rng.beta(2, 5, rows)
 
 
 def _reference(tmp: Path, rng: np.random.Generator) -> Path:
@@ -63,17 +71,27 @@ def _reference(tmp: Path, rng: np.random.Generator) -> Path:
             "plan": rng.choice(["basic", "plus", "pro"], 3000, p=[0.5, 0.3, 0.2]),
             "country": rng.choice(["DE", "FR", "US"], 3000, p=[0.5, 0.3, 0.2]),
             "prediction": rng.choice(["no", "yes"], 3000, p=[0.8, 0.2]),
+            "score": _scores(rng, 3000),
         }
     )
+    # A calibrated probability output: its labels follow the score, so the label-free estimate
+    # has a calibration to work from.
+    training["churned"] = rng.uniform(size=3000) < training["score"]
     path = tmp / "churn-3.json"
-    reference = profile.build(training, model="churn", version="3", predictions=["prediction"])
+    reference = profile.build(
+        training, model="churn", version="3", predictions=["prediction", "score"], target="churned"
+    )
     profile.save(reference, path)
     return path
 
 
-def _send_traffic(gateway: RunningGateway, rng: np.random.Generator) -> set[str]:
-    """A model service through the official SDK: drifted age, income 20 % missing and 10 %
-    out of range, unknown plans, 5 % errors, a log line per request, then ground truth."""
+def _send_traffic(
+    gateway: RunningGateway, rng: np.random.Generator
+) -> tuple[set[str], np.ndarray[Any, np.dtype[np.float64]]]:
+    """A model service through the official SDK: age drifted on one of two routes, income
+    20 % missing and 10 % out of range, unknown plans, 5 % errors, a log line per request, then
+    ground truth — for the churn score, truth that contradicts its calibration (concept
+    drift)."""
     headers = {"Authorization": f"Bearer {TOKEN}"}
     resource = Resource.create({"service.name": SERVICE})
     tracer_provider = TracerProvider(resource=resource)
@@ -93,13 +111,17 @@ def _send_traffic(gateway: RunningGateway, rng: np.random.Generator) -> set[str]
     tracer = tracer_provider.get_tracer("dashboards-test")
     trace_ids: set[str] = set()
     predictions: list[tuple[str, str]] = []
+    scores = _scores(rng, ROWS)
     try:
         for i in range(ROWS):
+            route = ROUTES[i % 2]
             attributes: dict[str, Any] = {
                 semconv.MODEL_NAME: "churn",
                 semconv.MODEL_VERSION: "3",
                 semconv.PREDICTION_ID: f"p{i}",
-                F + "age": float(rng.normal(55, 10)),
+                "http.route": route,
+                F + "age": float(rng.normal(40 if route == ROUTES[0] else 75, 10)),
+                semconv.PREDICTION_PREFIX + "score": float(scores[i]),
                 F + "country": str(rng.choice(["DE", "FR", "US"])),
                 F + "plan": "enterprise" if i % 20 == 0 else str(rng.choice(["basic", "plus"])),
             }
@@ -129,6 +151,10 @@ def _send_traffic(gateway: RunningGateway, rng: np.random.Generator) -> set[str]
         for j, (pid, _) in enumerate(predictions[:400])
     ]
     truth += truth[:5]  # sent twice: counted as unmatched duplicates
+    truth += [
+        {"prediction_id": f"p{j}", "value": int(scores[j] < 0.3), "output": "score"}
+        for j in range(400)
+    ]
     response = httpx.post(f"{gateway.http_url}/v1/ground_truth", json=truth, headers=headers)
     assert response.status_code == 200, response.text
     # Refusals the gateway dashboard shows: no token, and a span with an 8-byte trace id.
@@ -147,7 +173,7 @@ def _send_traffic(gateway: RunningGateway, rng: np.random.Generator) -> set[str]
         headers={**headers, "Content-Type": "application/x-protobuf"},
     )
     assert response.status_code in (200, 400)
-    return trace_ids
+    return trace_ids, scores
 
 
 def _refused_by_tempo(gateway: RunningGateway, tempo: GrpcSink) -> None:
@@ -244,7 +270,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 # Scraped before and during the traffic, so rates are rates, not zeros.
                 prometheus.wait_for("up == 1", lambda r: len(r) == 2, 60)
                 _refused_by_tempo(main, tempo)
-                trace_ids = _send_traffic(main, rng)
+                trace_ids, scores = _send_traffic(main, rng)
                 _overflow(budget)
                 prometheus.wait_for(
                     'otelml_drift_detected{feature="age"} == 1', lambda r: len(r) == 1, 60
@@ -262,7 +288,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     )
                     for path in queries.dashboard_files()
                 }
-                yield Stack(prometheus, main, budget, trace_ids, variables)
+                yield Stack(prometheus, main, budget, trace_ids, scores, variables)
     finally:
         tempo.stop()
         loki.stop()
@@ -349,6 +375,33 @@ def test_drift_events_and_latency_carry_exemplars_of_sent_traces(stack: Stack) -
         trace_ids = {e["labels"]["trace_id"] for series in found for e in series["exemplars"]}
         assert trace_ids, selector
         assert trace_ids <= stack.trace_ids, selector
+
+
+def test_the_age_drift_is_attributed_to_the_route_it_comes_from(stack: Stack) -> None:
+    """Age moved only on the second route, which carries every other request."""
+    explained = stack.prometheus.query('otelml_drift_attribution{feature="age"}')
+    top = max(explained, key=lambda sample: float(sample["value"][1]))
+    assert (top["metric"]["key"], top["metric"]["value"]) == ("http.route", ROUTES[1])
+    assert float(top["value"][1]) > 0.9
+    (share,) = stack.prometheus.query(
+        f'otelml_drift_attribution_traffic_share{{feature="age", value="{ROUTES[1]}"}}'
+    )
+    assert float(share["value"][1]) == 0.5
+
+
+def test_realized_accuracy_falls_below_the_estimate_under_concept_drift(stack: Stack) -> None:
+    """The score's truth contradicts its calibration: realized accuracy is what the posted
+    labels give, and the label-free estimate stays above it."""
+    scores = stack.scores[:400]
+    expected = float(np.mean((scores >= 0.5) == (scores < 0.3)))
+    (realized,) = stack.prometheus.query('otelml_performance{output="score", metric="accuracy"}')
+    assert float(realized["value"][1]) == pytest.approx(expected)
+    (gap,) = stack.prometheus.query('otelml:performance_estimate_gap{metric="accuracy"}')
+    (estimate,) = stack.prometheus.query(
+        'otelml_performance_estimated{output="score", metric="accuracy"}'
+    )
+    assert float(gap["value"][1]) == pytest.approx(float(estimate["value"][1]) - expected)
+    assert float(gap["value"][1]) > 0.3
 
 
 @pytest.mark.parametrize(

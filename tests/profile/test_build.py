@@ -321,6 +321,16 @@ def test_a_target_calibrates_each_probability_output_and_is_no_feature() -> None
     assert from_dict(to_dict(built)).calibration == built.calibration
 
 
+def test_a_target_leaves_a_class_output_beside_the_probability_uncalibrated() -> None:
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0], "p": [0.1, 0.4, 0.6, 0.9], "label": ["no", "no", "yes", "yes"]}
+    )
+    frame["y"] = [0, 1, 0, 1]
+    built = build(frame, predictions=["label", "p"], target="y")
+    assert set(built.calibration) == {"p"}
+    assert not isinstance(built.predictions["label"], NumericProfile)
+
+
 def test_a_target_must_hold_binary_labels() -> None:
     frame = pd.DataFrame({"p": [0.1, 0.9], "y": [0, 2]})
     with pytest.raises(ProfileError, match="0/1"):
