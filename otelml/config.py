@@ -252,7 +252,8 @@ class OtlpExporter(_Strict):
 
     endpoint: str = Field(min_length=1)
     protocol: Literal["grpc", "http/protobuf"] = "http/protobuf"
-    headers: dict[str, str] = Field(default={}, repr=False)
+    #: Often credentials (an API key, basic auth): secrets, never printed or dumped.
+    headers: dict[str, SecretStr] = {}
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
     ca_file: CaFile = None
@@ -288,7 +289,8 @@ class MetricsExporter(_Strict):
     """App metrics received on /v1/metrics, sent on by Prometheus remote write 1.0."""
 
     remote_write: str = Field(min_length=1)
-    headers: dict[str, str] = Field(default={}, repr=False)
+    #: Often credentials (an API key, basic auth): secrets, never printed or dumped.
+    headers: dict[str, SecretStr] = {}
     timeout: Duration = 10.0
     retry: RetryConfig = RetryConfig()
     ca_file: CaFile = None

@@ -11,6 +11,7 @@ import pytest
 
 from otelml import config
 from otelml.errors import ConfigError
+from otelml.gateway.exporters.forwarding import revealed
 
 
 def test_defaults_match_the_documented_ports() -> None:
@@ -91,6 +92,20 @@ def test_env_values_reach_the_typed_config(tmp_path: Path) -> None:
     assert loaded.auth.bearer_token.get_secret_value() == "abc"
     assert loaded.limits.max_series == 7
     assert "abc" not in repr(loaded)  # secrets stay out of logs and dumps
+
+
+def test_exporter_headers_are_secrets_sent_as_written(tmp_path: Path) -> None:
+    file = tmp_path / "gateway.yaml"
+    file.write_text(
+        "exporters:\n"
+        "  traces: {endpoint: 'http://tempo:4318', headers: {Authorization: 'Basic ${KEY}'}}\n"
+        "  metrics: {remote_write: 'http://prom/api/v1/write', headers: {X-Scope-OrgID: t1}}\n"
+    )
+    loaded = config.load(file, environ={"KEY": "c2VjcmV0"})
+    assert "c2VjcmV0" not in repr(loaded) and "c2VjcmV0" not in str(loaded.model_dump())
+    assert loaded.exporters.traces is not None and loaded.exporters.metrics is not None
+    assert revealed(loaded.exporters.traces.headers) == {"Authorization": "Basic c2VjcmV0"}
+    assert revealed(loaded.exporters.metrics.headers) == {"X-Scope-OrgID": "t1"}
 
 
 def test_cli_exits_2_before_binding_any_port(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from otelml.config import GatewayConfig, LogsExporter, OtlpExporter
 from otelml.gateway.exporters.loki import LokiLimits
 from otelml.gateway.exporters.otlp import GrpcTransport, HttpTransport
@@ -13,7 +15,13 @@ from otelml.semconv import Signal
 
 def _transport(exporter: OtlpExporter, signal: Signal) -> Transport:
     kind = GrpcTransport if exporter.protocol == "grpc" else HttpTransport
-    return kind(exporter.endpoint, signal, exporter.headers, exporter.timeout, exporter.ca_file)
+    headers = revealed(exporter.headers)
+    return kind(exporter.endpoint, signal, headers, exporter.timeout, exporter.ca_file)
+
+
+def revealed(headers: dict[str, SecretStr]) -> dict[str, str]:
+    """The header values to send (kept as secrets everywhere else)."""
+    return {name: value.get_secret_value() for name, value in headers.items()}
 
 
 def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Sender]:
@@ -50,7 +58,10 @@ def build_senders(config: GatewayConfig, worker: int | None = None) -> list[Send
                 "data_points",
                 DiskQueue(root / "metrics", config.queue.max_bytes, config.queue.fsync),
                 RemoteWriteTransport(
-                    metrics.remote_write, metrics.headers, metrics.timeout, metrics.ca_file
+                    metrics.remote_write,
+                    revealed(metrics.headers),
+                    metrics.timeout,
+                    metrics.ca_file,
                 ),
                 RetryPolicy(retry.initial_interval, retry.max_interval, retry.max_elapsed or 0.0),
             )
