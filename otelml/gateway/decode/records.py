@@ -183,7 +183,27 @@ def truncate_labels(records: Records, max_length: int) -> dict[str, int]:
         if not values or max(map(len, values)) <= max_length:
             continue
         long = [i for i, value in enumerate(values) if len(value) > max_length]
+        if values is records.strings:
+            ids = _prediction_id_strings(records)  # join keys, never labels: kept whole
+            long = [i for i in long if i not in ids]
+            if not long:
+                continue
         for i in long:
             values[i] = values[i][:max_length]
         cut[name] = len(long)
     return cut
+
+
+def _prediction_id_strings(records: Records) -> set[int]:
+    """Codes of the strings only `ml.prediction.id` values use (a string shared with a label
+    value, or a context attribute, is still cut)."""
+    if semconv.PREDICTION_ID not in records.keys:
+        return set()
+    code = records.keys.index(semconv.PREDICTION_ID)
+    leaves = records.leaves
+    text = leaves.text
+    is_id = leaves.key == code
+    ids = set(np.unique(text[is_id & (text >= 0)]).tolist())
+    labels = set(np.unique(text[~is_id & (text >= 0)]).tolist())
+    labels.update(np.unique(records.context[records.context >= 0]).tolist())
+    return ids - labels

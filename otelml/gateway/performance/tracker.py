@@ -12,6 +12,7 @@ metrics are computed when they are read. The state merges across workers by conc
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,16 @@ from otelml.gateway.state.families import Family
 from otelml.gateway.state.keys import ModelKey
 
 Value = float | str
+#: Longer prediction ids are kept as their SHA-256: a store of `max_predictions` ids stays
+#: bounded in bytes, and two long ids never collide the way cut ones would.
+MAX_ID_CHARS = 256
+
+
+def join_key(prediction_id: str) -> str:
+    """The id as the join keeps it: itself, or `sha256:<hex>` of a longer one."""
+    if len(prediction_id) <= MAX_ID_CHARS:
+        return prediction_id
+    return "sha256:" + hashlib.sha256(prediction_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Prediction(NamedTuple):
@@ -117,7 +128,7 @@ class GroundTruthTracker:
         limits = self.limits(model)
         if limits is None:
             return
-        key = (prediction_id, output)
+        key = (join_key(prediction_id), output)
         waiting = self.pending.pop(key, None)
         if waiting is not None:  # the truth came first
             self._join(key, model, output, value, waiting.value, now, segments)
@@ -136,7 +147,7 @@ class GroundTruthTracker:
         now: float,
         model: ModelKey | None = None,
     ) -> None:
-        key = (prediction_id, output)
+        key = (join_key(prediction_id), output)
         if key in self.joined:
             labels = self.joined[key][1]  # the model of the prediction it already joined
             self.unmatched[(labels.model, labels.version, output, "duplicate")] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -179,6 +180,42 @@ def test_post_ground_truth_json_and_exposition() -> None:
     )
     assert samples[("otelml_ground_truth_total", frozenset(base.items()))] == 4
     assert samples[("otelml_performance_window_pairs", frozenset(base.items()))] == 4
+
+
+def test_long_prediction_ids_join_whole_and_are_kept_as_digests() -> None:
+    """Ids past the label length share their first 256 characters: cut, they would collide;
+    whole, each finds its own truth (sent as JSON, unaware of any limit)."""
+    config = loopback_config(
+        models=[{"name": "clf", "version": "2", "ground_truth": {"ttl": "1h"}}]
+    )
+    ids = ["x" * 256 + "-first", "x" * 256 + "-second"]
+    with running_gateway(config) as gw:
+        spans = [
+            {M: "clf", V: "2", ID: ids[0], semconv.PREDICTION: "yes"},
+            {M: "clf", V: "2", ID: ids[1], semconv.PREDICTION: "no"},
+        ]
+        response = httpx.post(
+            f"{gw.http_url}/v1/traces",
+            content=traces(spans),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 200
+        truth = [
+            {"prediction_id": ids[0], "value": "yes"},
+            {"prediction_id": ids[1], "value": "no"},
+        ]
+        assert httpx.post(f"{gw.http_url}/v1/ground_truth", json=truth).json() == {"accepted": 2}
+        tracker = gw.gateway.state.ground_truth
+        samples = gw.samples()
+    assert tracker is not None
+    assert {key for key, _ in tracker.joined} == {
+        "sha256:" + hashlib.sha256(i.encode()).hexdigest() for i in ids
+    }
+    base = {"model": "clf", "model_version": "2", "output": "prediction"}
+    assert samples[("otelml_ground_truth_total", frozenset(base.items()))].value == 2
+    accuracy = frozenset({**base, "metric": "accuracy"}.items())
+    assert samples[("otelml_performance", accuracy)].value == 1.0
+    assert not any(name == semconv.RECEIVER_TRUNCATED + "_total" for name, _ in samples)
 
 
 def test_state_render_without_ground_truth_has_no_performance_families() -> None:
