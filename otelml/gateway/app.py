@@ -44,6 +44,7 @@ log = logging.getLogger("otelml.gateway")
 
 #: A connection closed while its request header was still arriving (a slow client).
 REASON_HEADER_TIMEOUT = "header_timeout"
+REASON_TOO_MANY = "too_many_connections"
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Gateway:
             limits.max_connections,
             limits.idle_timeout,
             lambda: self.state.stats.refuse_request(otlp_http.TRANSPORT, REASON_HEADER_TIMEOUT),
+            lambda: self.state.stats.refuse_request(otlp_http.TRANSPORT, REASON_TOO_MANY),
         )
         for app, sock, tls in apps:
             server = http_server(app, tls, connections)

@@ -86,6 +86,36 @@ class ConnectionLimits:
     idle_timeout: float = 30.0
     #: Called when a connection is closed in the middle of a request header (counted).
     on_stalled: Callable[[], None] = lambda: None
+    #: Called for each request answered 503 because `max_connections` are open (counted).
+    on_too_many: Callable[[], None] = lambda: None
+
+
+#: Seconds a client is told to wait when every connection slot is taken.
+BUSY_RETRY_AFTER = 1
+
+
+def _capped(app: Any, state: Any, limits: ConnectionLimits) -> Any:
+    """The app behind a cap of `max_connections` open connections and requests in flight:
+    past it, 503 with Retry-After, counted. (uvicorn's own `limit_concurrency` answers a bare
+    503 without a retry hint, uncounted.) `state` is the server's: its live connections and
+    request tasks, this request's own task among them."""
+    limit = limits.max_connections
+    body = b'{"message": "too many open connections: retry later"}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(BUSY_RETRY_AFTER).encode()),
+    ]
+
+    async def capped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (len(state.connections) > limit or len(state.tasks) > limit):
+            limits.on_too_many()
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return capped
 
 
 def _idle_closing(base: type[Any], limits: ConnectionLimits) -> type[Any]:
@@ -127,15 +157,14 @@ def _idle_closing(base: type[Any], limits: ConnectionLimits) -> type[Any]:
 def http_server(app: object, tls: Tls | None, limits: ConnectionLimits | None = None) -> HttpServer:
     """An HTTP/1.1 server for an ASGI app, TLS 1.2+ when `tls` is given; not started.
 
-    With `limits`: at most `max_connections` at once (uvicorn answers 503 beyond), idle ones
-    closed (slow clients cannot hold connections open)."""
+    With `limits`: requests past `max_connections` open connections answered 503 with
+    Retry-After (counted), idle ones closed (slow clients cannot hold connections open)."""
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         log_level="warning",
         lifespan="off",
         access_log=False,
         timeout_keep_alive=round(limits.idle_timeout) if limits else 30,
-        limit_concurrency=limits.max_connections if limits else None,
         **_uvicorn_tls(tls),  # type: ignore[arg-type]
     )
     config.load()
@@ -143,7 +172,10 @@ def http_server(app: object, tls: Tls | None, limits: ConnectionLimits | None = 
         config.http_protocol_class = _idle_closing(config.http_protocol_class, limits)
     if config.ssl is not None:
         config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-    return HttpServer(config)
+    server = HttpServer(config)
+    if limits is not None:  # each connection's protocol takes the app from the config
+        config.loaded_app = _capped(config.loaded_app, server.server_state, limits)
+    return server
 
 
 async def wait_for_signal() -> None:

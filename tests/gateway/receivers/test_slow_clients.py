@@ -129,3 +129,52 @@ def test_slow_clients_leave_sdk_exports_accepted_and_are_cut_off(gateway: Runnin
     assert _refused(gw, "body_timeout") == SLOW_BODIES
     assert _refused(gw, "header_timeout") == SLOW_HEADERS
     assert gw.gateway.guard.inflight_bytes == 0
+
+
+def _response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response with a Content-Length: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head, body
+
+
+def test_past_max_connections_a_request_gets_503_with_a_retry_hint_counted() -> None:
+    """Three connections held open take every slot: the next request is told when to retry,
+    and counted; once one is closed, the same request is accepted."""
+    body = b"{}"
+    request = (
+        b"POST /v1/traces HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    config = loopback_config(limits={"max_connections": 3, "idle_timeout": "30s"})
+    with running_gateway(config) as gw:
+        port = gw.ports.http
+        assert port is not None
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        time.sleep(0.3)  # accepted by the server before the next one arrives
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+                extra.sendall(request)
+                head, payload = _response(extra)
+            assert head.startswith(b"HTTP/1.1 503")
+            assert b"\r\nretry-after: 1" in head.lower()
+            assert b"too many open connections" in payload
+            assert _refused(gw, "too_many_connections") == 1
+        finally:
+            held.pop().close()
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as again:
+            again.sendall(request)
+            assert again.recv(65536).startswith(b"HTTP/1.1 200")
+        for sock in held:
+            sock.close()
+        assert _refused(gw, "too_many_connections") == 1
