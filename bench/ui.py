@@ -5,13 +5,12 @@ correctness checks look at the same gateway."""
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.timing import median_time
 from otelml.gateway.ui import query
 from tests.gateway.ui.scale import fed_at_scale
 
@@ -27,16 +26,7 @@ def run() -> dict[str, float]:
             "model": lambda: query.model(state, "m42", "1", None),
             "series": lambda: query.series(state, "m42", "1", "feature", "f3", None),
         }
-        out: dict[str, float] = {}
-        for name, call in calls.items():
-            call()
-            times = []
-            for _ in range(REPEATS):
-                started = time.perf_counter()
-                call()
-                times.append(time.perf_counter() - started)
-            out[name] = statistics.median(times)
-        return out
+        return {name: median_time(call, REPEATS) for name, call in calls.items()}
 
 
 def report(figures: dict[str, float]) -> str:
