@@ -146,7 +146,7 @@ def _send_traffic(
     finally:
         tracer_provider.shutdown()
         logger_provider.shutdown()
-    truth = [
+    truth: list[dict[str, str | int]] = [
         {"prediction_id": pid, "value": "yes" if j % 3 == 0 else "no"}
         for j, (pid, _) in enumerate(predictions[:400])
     ]
