@@ -206,7 +206,7 @@ class ProxyApp:
                 self.metrics.problems(route_label, problems)
             rows = _rows(attributes)
             if rows:
-                self.metrics.rows.labels(route_label).inc(rows)
+                self.metrics.add_rows(route_label, rows)
         span.end(end_time=end_ns)
 
     def _start_span(
@@ -313,14 +313,18 @@ class ProxyApp:
                         encoding = value.decode("latin-1")
             kept: list[bytes] | None = [] if keep else None
             size = 0
+            last = b""
             try:
-                async for chunk in response.chunks(self.timeout):
+                while (chunk := await response.next_chunk(self.timeout)) is not None:
                     if kept is not None:
                         size += len(chunk)
                         if size <= self.limit:
                             kept.append(chunk)
                         else:
                             kept = None
+                    if response.drained:  # the usual answer, whole at once: one message
+                        last = chunk
+                        break
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamError:
                 # Too late for a status of our own: returning without the last message makes
@@ -330,7 +334,7 @@ class ProxyApp:
                 return status, None, ""
             # Back to the pool before the client can send its next request.
             response.close()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": last, "more_body": False})
             return status, (b"".join(kept) if kept is not None else None), encoding
         finally:
             response.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -181,6 +182,9 @@ async def serve(settings: ProxySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     ports = await proxy.start()
+    # Everything loaded so far lives as long as the process: keep the collector from
+    # walking it again and again (spans waiting for export make the older generations grow).
+    gc.freeze()
     admin = f", admin on :{ports.admin}" if ports.admin is not None else ""
     print(
         f"otelml proxy: :{ports.proxy} → {settings.upstream}{admin}, "
