@@ -37,6 +37,7 @@ from opentelemetry.semconv.attributes import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelml import __version__
+from otelml.instrument.spans import LeanTracer
 from otelml.proxy.extract import INTERNAL_ERROR, Body, Extractor, Problems
 from otelml.proxy.metrics import UNMATCHED, ProxyMetrics
 from otelml.proxy.rules import Route, Rules
@@ -106,6 +107,8 @@ class ProxyApp:
         #: Requests between arrival and their span's end (the span ends after the answer).
         self.in_flight = 0
         self.tracer = provider.get_tracer("otelml.proxy", __version__)
+        # The SDK's spans without their per-span machinery, where nothing can tell them apart.
+        self.lean = LeanTracer.for_provider(provider, "otelml.proxy", __version__)
         self.limit = rules.max_body_bytes
         self.routes = [
             _CompiledRoute(
@@ -243,6 +246,8 @@ class ProxyApp:
         if agent:
             attributes[user_agent_attributes.USER_AGENT_ORIGINAL] = agent
         context = propagate.extract(headers)
+        if self.lean is not None:
+            return self.lean.start(name, SpanKind.SERVER, context, attributes, start_ns)
         return self.tracer.start_span(
             name, context=context, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns
         )
