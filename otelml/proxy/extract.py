@@ -117,7 +117,9 @@ def _loads(data: bytes, problems: Problems) -> Any:
     """The document as `json.loads` reads it. orjson reads the usual body in a quarter of
     the time; what it refuses and the standard library accepts (NaN and Infinity, numbers
     beyond a double, lone surrogates, UTF-16/32 and byte order marks) is read again by the
-    standard library, so the proxy accepts exactly what it did."""
+    standard library, so the proxy accepts exactly what it did. One difference remains:
+    orjson reads integers past 64 bits as doubles, which is what an attribute makes of them
+    anyway (OTLP integers are 64-bit); prediction ids, whose digits matter, are read again."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
