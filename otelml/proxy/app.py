@@ -37,6 +37,7 @@ from opentelemetry.semconv.attributes import (
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelml import __version__
+from otelml.instrument.spans import LeanTracer
 from otelml.proxy.extract import INTERNAL_ERROR, Body, Extractor, Problems
 from otelml.proxy.metrics import UNMATCHED, ProxyMetrics
 from otelml.proxy.rules import Route, Rules
@@ -106,6 +107,8 @@ class ProxyApp:
         #: Requests between arrival and their span's end (the span ends after the answer).
         self.in_flight = 0
         self.tracer = provider.get_tracer("otelml.proxy", __version__)
+        # The SDK's spans without their per-span machinery, where nothing can tell them apart.
+        self.lean = LeanTracer.for_provider(provider, "otelml.proxy", __version__)
         self.limit = rules.max_body_bytes
         self.routes = [
             _CompiledRoute(
@@ -206,7 +209,7 @@ class ProxyApp:
                 self.metrics.problems(route_label, problems)
             rows = _rows(attributes)
             if rows:
-                self.metrics.rows.labels(route_label).inc(rows)
+                self.metrics.add_rows(route_label, rows)
         span.end(end_time=end_ns)
 
     def _start_span(
@@ -243,6 +246,8 @@ class ProxyApp:
         if agent:
             attributes[user_agent_attributes.USER_AGENT_ORIGINAL] = agent
         context = propagate.extract(headers)
+        if self.lean is not None:
+            return self.lean.start(name, SpanKind.SERVER, context, attributes, start_ns)
         return self.tracer.start_span(
             name, context=context, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns
         )
@@ -313,14 +318,18 @@ class ProxyApp:
                         encoding = value.decode("latin-1")
             kept: list[bytes] | None = [] if keep else None
             size = 0
+            last = b""
             try:
-                async for chunk in response.chunks(self.timeout):
+                while (chunk := await response.next_chunk(self.timeout)) is not None:
                     if kept is not None:
                         size += len(chunk)
                         if size <= self.limit:
                             kept.append(chunk)
                         else:
                             kept = None
+                    if response.drained:  # the usual answer, whole at once: one message
+                        last = chunk
+                        break
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except UpstreamError:
                 # Too late for a status of our own: returning without the last message makes
@@ -330,7 +339,7 @@ class ProxyApp:
                 return status, None, ""
             # Back to the pool before the client can send its next request.
             response.close()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": last, "more_body": False})
             return status, (b"".join(kept) if kept is not None else None), encoding
         finally:
             response.close()

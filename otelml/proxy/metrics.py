@@ -61,6 +61,7 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._rows: dict[str, Counter] = {}
 
     def request(self, route: str, method: str, status: int) -> None:
         key = (route, method, status)
@@ -68,6 +69,12 @@ class ProxyMetrics:
         if child is None:
             child = self._requests[key] = self.requests.labels(route, method, str(status))
         child.inc()
+
+    def add_rows(self, route: str, rows: int) -> None:
+        child = self._rows.get(route)
+        if child is None:
+            child = self._rows[route] = self.rows.labels(route)
+        child.inc(rows)
 
     def problems(self, route: str, problems: Mapping[str, int]) -> None:
         for reason, count in problems.items():

@@ -92,6 +92,16 @@ class JsonPath:
         """True when the path has a wildcard: it selects one value per row."""
         return WILDCARD in self.steps
 
+    @property
+    def keys(self) -> tuple[str, ...] | None:
+        """The object keys of a path made of keys only, optionally ending in one `[*]`
+        (`$.instances[*]`, `$.inputs`): the shape the extraction's fast path walks with
+        plain lookups. None for any other path."""
+        steps = self.steps[:-1] if self.steps[-1:] == (WILDCARD,) else self.steps
+        if all(type(step) is str and step != WILDCARD for step in steps):
+            return steps  # type: ignore[return-value]
+        return None
+
     @classmethod
     def parse(cls, text: str) -> JsonPath:
         source = text.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 import sys
@@ -25,6 +26,7 @@ from starlette.routing import Route
 
 from otelml.config import Endpoint
 from otelml.proxy.app import ProxyApp
+from otelml.proxy.coalesce import CoalescingHttpToolsProtocol
 from otelml.proxy.metrics import ProxyMetrics
 from otelml.proxy.rules import Rules
 from otelml.proxy.telemetry import max_span_attributes, otlp_exporter, tracer_provider
@@ -135,7 +137,8 @@ class Proxy:
             raise
         apps: list[object] = [self.app, admin_app(self.metrics)]
         for sock, app in zip(sockets, apps, strict=False):
-            server = _Server(_config(app, timeout_keep_alive=75))
+            extra = {"http": CoalescingHttpToolsProtocol} if app is self.app else {}
+            server = _Server(_config(app, timeout_keep_alive=75, **extra))
             task = asyncio.create_task(server.serve(sockets=[sock]))
             self._servers.append((server, task))
         while not all(server.started for server, _ in self._servers):
@@ -181,6 +184,9 @@ async def serve(settings: ProxySettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     ports = await proxy.start()
+    # Everything loaded so far lives as long as the process: keep the collector from
+    # walking it again and again (spans waiting for export make the older generations grow).
+    gc.freeze()
     admin = f", admin on :{ports.admin}" if ports.admin is not None else ""
     print(
         f"otelml proxy: :{ports.proxy} → {settings.upstream}{admin}, "

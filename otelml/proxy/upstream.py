@@ -130,16 +130,24 @@ class Response:
             self._waiter.set_result(None)
 
     async def _wait(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(timeout, _expire, waiter)
+        waiter = self._waiter = self.loop.create_future()
+        deadlines = self._connection.pool.deadlines
+        deadlines.watch(self, timeout)
         try:
             await waiter
         finally:
-            timer.cancel()
+            deadlines.forget(self)
             self._waiter = None
 
+    def expire(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimedOut("the upstream did not answer in time"))
+
     # --- for the proxy ------------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._connection.loop
+
     @property
     def started(self) -> bool:
         """Whether any answer came back (a request that got none may be retried)."""
@@ -151,21 +159,31 @@ class Response:
                 raise self._error
             await self._wait(timeout)
 
-    async def chunks(self, timeout: float) -> AsyncIterator[bytes]:
-        """The body as it arrives (transfer coding removed, content coding kept)."""
+    async def next_chunk(self, timeout: float) -> bytes | None:
+        """The next piece of the body as it arrives (transfer coding removed, content coding
+        kept); None at its end."""
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
                 self._buffered -= len(chunk)
                 if self._buffered <= _PAUSE_BYTES:
                     self._connection.resume_reading()
-                yield chunk
-            elif self.complete:
-                return
-            elif self._error is not None:
+                return chunk
+            if self.complete:
+                return None
+            if self._error is not None:
                 raise self._error
-            else:
-                await self._wait(timeout)
+            await self._wait(timeout)
+
+    @property
+    def drained(self) -> bool:
+        """Whether the whole body has arrived and been taken: the last chunk was the last."""
+        return self.complete and not self._chunks
+
+    async def chunks(self, timeout: float) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk (`next_chunk` until None)."""
+        while (chunk := await self.next_chunk(timeout)) is not None:
+            yield chunk
 
     def close(self) -> None:
         """Back to the pool when the exchange ended cleanly, else closed (idempotent)."""
@@ -174,14 +192,48 @@ class Response:
             self._connection.done(self.complete and self.keep_alive and not self._chunks)
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimedOut("the upstream did not answer in time"))
+class _Deadlines:
+    """One timer for every response a pool waits on, instead of one per wait: a wait ends
+    with `TimedOut` between `timeout` and `timeout + tick` after it began (the tick is an
+    eighth of the timeout, at most 0.25 s). Waits are short and many (one per request), so
+    arming and cancelling a timer for each cost more than the tick that checks them all."""
+
+    def __init__(self, timeout: float) -> None:
+        self.tick = min(max(timeout / 8, 0.005), 0.25)
+        self._waiting: dict[Response, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, response: Response, timeout: float) -> None:
+        loop = self._loop = response.loop
+        self._waiting[response] = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_later(self.tick, self._check)
+
+    def forget(self, response: Response) -> None:
+        self._waiting.pop(response, None)
+
+    def _check(self) -> None:
+        self._timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        for response, deadline in list(self._waiting.items()):
+            if deadline <= now:
+                del self._waiting[response]
+                response.expire()
+        if self._waiting:
+            self._timer = self._loop.call_later(self.tick, self._check)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Connection(asyncio.Protocol):
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.response: Response | None = None
         self.closed = False
@@ -266,6 +318,7 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
         self._idle: deque[_Connection] = deque()
+        self.deadlines = _Deadlines(timeout)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -363,3 +416,4 @@ class UpstreamPool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+        self.deadlines.close()
