@@ -47,6 +47,7 @@ _log = logging.getLogger("otelml.instrument.spans")
 #: Processors whose `on_start` (and `_on_ending`) do nothing: they only see finished spans.
 SAFE_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
 _PLAIN = frozenset({str, bool, int, float})
+_STR = frozenset({str})
 #: W3C trace context level 2's random-trace-id flag, on SDKs that set it (newer than 1.40).
 _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
@@ -54,11 +55,30 @@ _RANDOM_FLAG = (
 _NO_EVENTS: tuple[Any, ...] = ()
 
 
-class SpanAttributes(dict[str, Any]):
-    """The attributes of a lean span while they are plain: a dict that, like the SDK's
-    `BoundedAttributes`, says how many were dropped (none: a drop makes it a real one)."""
+class FinishedSpan(sdk_trace.ReadableSpan):
+    """What the processors receive from a lean span: a `ReadableSpan` whose dropped counts
+    were counted at its end (the SDK's properties find them with ABC instance checks, and
+    older SDKs expect a `BoundedAttributes` wherever there are attributes)."""
 
-    dropped = 0
+    def __init__(self, span: LeanSpan, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._dropped = (
+            getattr(span._attributes, "dropped", 0),
+            getattr(span._events, "dropped", 0),
+            getattr(span._links, "dropped", 0),
+        )
+
+    @property
+    def dropped_attributes(self) -> int:
+        return int(self._dropped[0])
+
+    @property
+    def dropped_events(self) -> int:
+        return int(self._dropped[1])
+
+    @property
+    def dropped_links(self) -> int:
+        return int(self._dropped[2])
 
 
 class LeanSpan(sdk_trace.Span):
@@ -94,7 +114,7 @@ class LeanSpan(sdk_trace.Span):
         self._start_time = start_time
         self._end_time: int | None = None
         self._status = Status(StatusCode.UNSET)
-        self._attributes: Any = SpanAttributes()
+        self._attributes: Any = {}  # a plain dict until a value is not plain
         self._events: Any = _NO_EVENTS
         self._links: Any = _NO_EVENTS
 
@@ -114,7 +134,7 @@ class LeanSpan(sdk_trace.Span):
     def _bounded(self) -> Any:
         """Make the attributes the SDK's own container (same items, same order), for good."""
         attributes = self._attributes
-        if type(attributes) is SpanAttributes:
+        if type(attributes) is dict:
             limits = self._limits
             bounded = BoundedAttributes(
                 limits.max_span_attributes,
@@ -133,9 +153,7 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             attributes = self._attributes
-            if type(attributes) is SpanAttributes and self._fits(
-                key, value, 0 if key in attributes else 1
-            ):
+            if type(attributes) is dict and self._fits(key, value, 0 if key in attributes else 1):
                 attributes.pop(key, None)  # a rewritten key moves to the end, as in the SDK
                 attributes[key] = value
                 return
@@ -148,28 +166,35 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             own = self._attributes
-            if type(own) is SpanAttributes and self._all_fit(own, attributes):
-                for key, value in attributes.items():
-                    own.pop(key, None)
-                    own[key] = value
+            if type(own) is dict and self._all_fit(own, attributes):
+                # The SDK deletes a rewritten key and appends it: the same order results.
+                for key in own.keys() & attributes.keys():
+                    del own[key]
+                own.update(attributes)
                 return
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
 
     def _all_fit(self, own: dict[str, Any], attributes: Mapping[str, Any]) -> bool:
-        limits = self._limits
-        limit = limits.max_span_attributes
-        adding = sum(1 for key in attributes if key not in own) if limit is not None else 0
-        if limit is not None and len(own) + adding > limit:
+        """Whether every item is stored as is: non-empty str keys, plain values within the
+        length limit, room for all (the checks run over the items in C, not per item)."""
+        if not (
+            _STR.issuperset(map(type, attributes))
+            and _PLAIN.issuperset(map(type, attributes.values()))
+        ):
             return False
+        if "" in attributes:
+            return False
+        limits = self._limits
         length = limits.max_span_attribute_length
-        for key, value in attributes.items():
-            kind = type(value)
-            if type(key) is not str or not key or kind not in _PLAIN:
-                return False
-            if kind is str and length is not None and len(value) > length:
-                return False
-        return True
+        if length is not None and any(
+            len(value) > length for value in attributes.values() if type(value) is str
+        ):
+            return False
+        limit = limits.max_span_attributes
+        if limit is None or len(own) + len(attributes) <= limit:
+            return True
+        return bool(len(own.keys() | attributes.keys()) <= limit)
 
     def _upgrade(self) -> bool:
         """Switch to the SDK's container (False: the span has ended meanwhile)."""
@@ -182,7 +207,25 @@ class LeanSpan(sdk_trace.Span):
 
     @property
     def dropped_attributes(self) -> int:
-        return int(self._attributes.dropped)
+        return int(getattr(self._attributes, "dropped", 0))
+
+    def _readable_span(self) -> sdk_trace.ReadableSpan:
+        return FinishedSpan(
+            self,
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=self._resource,
+            attributes=self._attributes,
+            events=self._events,
+            links=self._links,
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_info=self._instrumentation_info,
+            instrumentation_scope=self._instrumentation_scope,
+        )
 
     # --- events and links: the SDK's own containers, made at the first one ---------------
 
@@ -209,7 +252,7 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
-            if type(self._attributes) is not SpanAttributes:
+            if type(self._attributes) is not dict:
                 self._attributes._immutable = True  # as the SDK's end does
         if self._record_end_metrics is not None:
             self._record_end_metrics()
