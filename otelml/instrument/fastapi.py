@@ -338,8 +338,12 @@ def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[
 
 
 def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
+    span = trace.get_current_span()
+    if not span.is_recording() and span.get_span_context().is_valid:
+        _stats["not_sampled"] += 1  # record() would write nothing: do not read the models
+        return
     try:
-        if _record_row(plan, options, body, result):
+        if _record_row(plan, options, body, result, span):
             _stats["recorded"] += 1
             return
         features = _features(plan, body)
@@ -356,7 +360,7 @@ _PLAIN = frozenset({bool, int, float, str})
 _PLAIN_OR_NONE = _PLAIN | {type(None)}
 
 
-def _record_row(plan: _Plan, options: _Options, body: Any, result: Any) -> bool:
+def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: Any) -> bool:
     """The usual request in one pass: one row of plain values in, a response model of plain
     values out, a recording span with room. Writes what `record()` would write (a None is a
     missing value: no attribute) and returns True; False leaves the request to `record()`.
@@ -368,10 +372,7 @@ def _record_row(plan: _Plan, options: _Options, body: Any, result: Any) -> bool:
     answered = getattr(result, "__dict__", None)
     if type(given) is not dict or type(answered) is not dict:
         return False
-    if not hasattr(type(result), "model_fields"):
-        return False
-    span = trace.get_current_span()
-    if not span.is_recording():
+    if not hasattr(type(result), "model_fields") or not span.is_recording():
         return False
     attributes = plan.head(options).copy()
     attributes.update(

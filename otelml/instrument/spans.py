@@ -42,10 +42,12 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from otelml.instrument.batching import EncodingSpanProcessor
+
 _log = logging.getLogger("otelml.instrument.spans")
 
 #: Processors whose `on_start` (and `_on_ending`) do nothing: they only see finished spans.
-SAFE_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+SAFE_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor, EncodingSpanProcessor)
 _PLAIN = frozenset({str, bool, int, float})
 _STR = frozenset({str})
 #: W3C trace context level 2's random-trace-id flag, on SDKs that set it (newer than 1.40).
@@ -53,6 +55,12 @@ _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
 )
 _NO_EVENTS: tuple[Any, ...] = ()
+_UNSET = Status(StatusCode.UNSET)
+#: The trace flags a span can get, made once (TraceFlags are immutable ints).
+_TRACE_FLAGS = {
+    flags: TraceFlags(flags)
+    for flags in (0, TraceFlags.SAMPLED, _RANDOM_FLAG, TraceFlags.SAMPLED | _RANDOM_FLAG)
+}
 
 
 class FinishedSpan(sdk_trace.ReadableSpan):
@@ -113,7 +121,7 @@ class LeanSpan(sdk_trace.Span):
         self._lock = threading.Lock()
         self._start_time = start_time
         self._end_time: int | None = None
-        self._status = Status(StatusCode.UNSET)
+        self._status = _UNSET  # shared, as the SDK's ReadableSpan default is
         self._attributes: Any = {}  # a plain dict until a value is not plain
         self._events: Any = _NO_EVENTS
         self._links: Any = _NO_EVENTS
@@ -168,8 +176,9 @@ class LeanSpan(sdk_trace.Span):
             own = self._attributes
             if type(own) is dict and self._all_fit(own, attributes):
                 # The SDK deletes a rewritten key and appends it: the same order results.
-                for key in own.keys() & attributes.keys():
-                    del own[key]
+                if not own.keys().isdisjoint(attributes):
+                    for key in own.keys() & attributes.keys():
+                        del own[key]
                 own.update(attributes)
                 return
         if self._upgrade():
@@ -256,10 +265,15 @@ class LeanSpan(sdk_trace.Span):
                 self._attributes._immutable = True  # as the SDK's end does
         if self._record_end_metrics is not None:
             self._record_end_metrics()
-        on_ending = getattr(self._span_processor, "_on_ending", None)
-        if on_ending is not None:
-            on_ending(self)
+        # No `_on_ending`: the processors a lean span starts under do nothing there.
         self._span_processor.on_end(self._readable_span())
+
+    def update_name(self, name: str) -> None:
+        with self._lock:
+            if self._end_time is None:
+                self._name = name
+                return
+        _log.warning("Tried calling %s on an ended span.", "update_name")
 
 
 class LeanTracer:
@@ -349,11 +363,10 @@ class LeanTracer:
             trace_id,
             tracer.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(flags),
+            trace_flags=_TRACE_FLAGS[flags],
             trace_state=result.trace_state,
         )
-        metrics = getattr(tracer, "_tracer_metrics", None)
-        end_metrics = metrics.start_span(parent, decision) if metrics is not None else None
+        # SDK span metrics are off (`safe`): their no-op start and end need no calls.
         if not decision.is_recording():
             return trace.NonRecordingSpan(context)
         span = LeanSpan(
@@ -363,7 +376,7 @@ class LeanTracer:
             kind,
             tracer,
             start_time if start_time is not None else time_ns(),
-            end_metrics,
+            None,
         )
         if result.attributes:
             span.set_attributes(result.attributes)
