@@ -10,7 +10,7 @@ dict while they are plain — str keys, `bool`/`int`/`float`/`str` values within
 limit, room under the count limit — and turns into exactly an SDK span's attributes (a
 `BoundedAttributes`, the SDK's own cleaning, eviction and dropped counts) at the first value
 that is not. Ids, sampling, resource, instrumentation scope and limits are the provider's;
-the processors receive a genuine `ReadableSpan` at the end.
+the processors receive the ended span itself, a `ReadableSpan` like any SDK span.
 
     tracer = LeanTracer.for_provider(provider, "my.library", "1.0")  # None: use the SDK's
     span = tracer.start("GET /items", SpanKind.SERVER, parent_context, attributes)
@@ -61,32 +61,6 @@ _TRACE_FLAGS = {
     flags: TraceFlags(flags)
     for flags in (0, TraceFlags.SAMPLED, _RANDOM_FLAG, TraceFlags.SAMPLED | _RANDOM_FLAG)
 }
-
-
-class FinishedSpan(sdk_trace.ReadableSpan):
-    """What the processors receive from a lean span: a `ReadableSpan` whose dropped counts
-    were counted at its end (the SDK's properties find them with ABC instance checks, and
-    older SDKs expect a `BoundedAttributes` wherever there are attributes)."""
-
-    def __init__(self, span: LeanSpan, **fields: Any) -> None:
-        super().__init__(**fields)
-        self._dropped = (
-            getattr(span._attributes, "dropped", 0),
-            getattr(span._events, "dropped", 0),
-            getattr(span._links, "dropped", 0),
-        )
-
-    @property
-    def dropped_attributes(self) -> int:
-        return int(self._dropped[0])
-
-    @property
-    def dropped_events(self) -> int:
-        return int(self._dropped[1])
-
-    @property
-    def dropped_links(self) -> int:
-        return int(self._dropped[2])
 
 
 class LeanSpan(sdk_trace.Span):
@@ -218,23 +192,13 @@ class LeanSpan(sdk_trace.Span):
     def dropped_attributes(self) -> int:
         return int(getattr(self._attributes, "dropped", 0))
 
-    def _readable_span(self) -> sdk_trace.ReadableSpan:
-        return FinishedSpan(
-            self,
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=self._resource,
-            attributes=self._attributes,
-            events=self._events,
-            links=self._links,
-            kind=self._kind,
-            status=self._status,
-            start_time=self._start_time,
-            end_time=self._end_time,
-            instrumentation_info=self._instrumentation_info,
-            instrumentation_scope=self._instrumentation_scope,
-        )
+    @property
+    def dropped_events(self) -> int:
+        return int(getattr(self._events, "dropped", 0))
+
+    @property
+    def dropped_links(self) -> int:
+        return int(getattr(self._links, "dropped", 0))
 
     # --- events and links: the SDK's own containers, made at the first one ---------------
 
@@ -253,7 +217,7 @@ class LeanSpan(sdk_trace.Span):
                 self._links = BoundedList(self._limits.max_links)
         add_link(self, context, attributes)
 
-    # --- end: a ReadableSpan to the processors -------------------------------------------
+    # --- end: the span to the processors --------------------------------------------------
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -265,8 +229,10 @@ class LeanSpan(sdk_trace.Span):
                 self._attributes._immutable = True  # as the SDK's end does
         if self._record_end_metrics is not None:
             self._record_end_metrics()
-        # No `_on_ending`: the processors a lean span starts under do nothing there.
-        self._span_processor.on_end(self._readable_span())
+        # No `_on_ending`: the processors a lean span starts under do nothing there. They get
+        # the span itself, not a ReadableSpan copy as the SDK makes: a lean span is one, and
+        # refuses every change once ended.
+        self._span_processor.on_end(self)
 
     def update_name(self, name: str) -> None:
         with self._lock:

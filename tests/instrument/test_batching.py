@@ -110,6 +110,6 @@ def test_with_an_exporter_that_takes_spans_it_is_the_sdks_processor() -> None:
     provider.add_span_processor(processor)
     traffic(provider, 2)
     processor.force_flush()
-    assert [type(s).__name__ for s in exporter.get_finished_spans()].count("FinishedSpan") == 2
+    assert [type(s).__name__ for s in exporter.get_finished_spans()].count("LeanSpan") == 2
     assert len(exporter.get_finished_spans()) == 4
     provider.shutdown()

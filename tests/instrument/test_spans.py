@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanKind
 
-from otelml.instrument.spans import FinishedSpan, LeanSpan, LeanTracer
+from otelml.instrument.spans import LeanSpan, LeanTracer
 from tests.environments import SDK_FLOOR, require
 from tests.instrument import lean_scenarios
 
@@ -148,7 +148,7 @@ def test_ended_lean_spans_are_readable_spans_the_exporter_gets_once() -> None:
         assert trace.get_current_span() is span
     span.end()  # a second end: warned, not exported again
     (finished,) = exporter.get_finished_spans()
-    assert isinstance(finished, ReadableSpan) and type(finished) is FinishedSpan
+    assert isinstance(finished, ReadableSpan) and finished is span  # ended: read-only
     assert dict(finished.attributes or {}) == {"k": "v"}
     assert finished.instrumentation_scope is not None
     assert (finished.instrumentation_scope.name, finished.instrumentation_scope.version) == (
