@@ -3,10 +3,11 @@
 Why: a span waiting in the batch queue (up to `OTEL_BSP_SCHEDULE_DELAY`, or until
 `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` more have ended) is several objects the cyclic garbage
 collector tracks. At a few thousand spans per second they set off a young collection every
-hundred or so requests; each promotes the objects of the requests in flight, and those
-promotions start full collections of the whole heap (~65 ms for a model service's ~170k
-objects, ~6 µs per request). Encoded at its end (natively, ~2.5 µs: the work the export
-thread did later), a span waits as one `bytes`, which the collector does not track.
+~55 requests (a bare service: every ~2,500); each promotes the objects of the requests in
+flight, and those promotions start full collections of the whole heap (65–100 ms for a
+model service's ~170k objects, ~6 µs per request). Encoded at its end (natively, ~2.5 µs:
+the work the export thread did later), a span waits as one `bytes`, which the collector
+does not track.
 
 Everything else — `OTEL_BSP_*`, the queue and its limit, the worker thread, flush, shutdown
 — is the SDK's `BatchSpanProcessor`. Used only with otelml's own exporters (they send the
