@@ -33,6 +33,7 @@ enum {
 };
 
 #define MAX_DEPTH 16
+#define SPAN_HEADER 4 /* encode_span's group key */
 
 static PyObject *Unsupported;
 static PyObject *shift64; /* the int 64 */
@@ -397,6 +398,19 @@ static int put_trace_state(Buf *b, PyObject *context) {
         Py_DECREF(state);
         return 0;
     }
+    /* The usual empty TraceState: its `_dict` says so without building an items list (only
+     * its size is read: an OrderedDict's own storage order may differ from its order). */
+    PyObject *entries = PyObject_GetAttr(state, s__dict);
+    if (entries == NULL) {
+        PyErr_Clear();
+    } else {
+        int empty = PyDict_Check(entries) && PyDict_GET_SIZE(entries) == 0;
+        Py_DECREF(entries);
+        if (empty) {
+            Py_DECREF(state);
+            return 0;
+        }
+    }
     PyObject *items = PyMapping_Items(state);
     Py_DECREF(state);
     if (items == NULL) return -1;
@@ -601,8 +615,20 @@ static int put_resource_spans(Buf *b, PyObject *group, int mode) {
         PyObject *spans = PyTuple_GET_ITEM(entry, 1);
         size_t scope_mark;
         if (begin(b, (2 << 3) | 2, &scope_mark) || put_scope(b, scope, mode)) return -1;
-        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(spans); j++)
-            if (put_span(b, PyList_GET_ITEM(spans, j), mode)) return -1;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(spans); j++) {
+            PyObject *item = PyList_GET_ITEM(spans, j);
+            if (PyBytes_Check(item)) { /* encode_span's output: a header, then the Span field */
+                Py_ssize_t n = PyBytes_GET_SIZE(item);
+                if (n < SPAN_HEADER) {
+                    PyErr_SetString(PyExc_ValueError, "not an encoded span");
+                    return -1;
+                }
+                if (put_raw(b, PyBytes_AS_STRING(item) + SPAN_HEADER, (size_t)(n - SPAN_HEADER)))
+                    return -1;
+            } else if (put_span(b, item, mode)) {
+                return -1;
+            }
+        }
         if (put_schema_url(b, scope, mode) || end(b, scope_mark)) return -1;
     }
     if (put_schema_url(b, resource, mode)) return -1;
@@ -625,7 +651,27 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* encode_span(span, mode, group) -> bytes: a 4-byte little-endian `group` (the caller's key
+ * for the span's resource and scope), then the span as ScopeSpans.spans writes it; `encode`
+ * copies such bytes in place of a span object. */
+static PyObject *encode_span(PyObject *self, PyObject *args) {
+    PyObject *span;
+    int mode;
+    unsigned int group;
+    if (!PyArg_ParseTuple(args, "OiI", &span, &mode, &group)) return NULL;
+    Buf b = {NULL, 0, 0};
+    if (put_fixed32(&b, group) || put_span(&b, span, mode)) {
+        free(b.data);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+    free(b.data);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"encode_span", encode_span, METH_VARARGS,
+     "encode_span(span, mode, group) -> bytes: one span, ready for encode's span lists."},
     {"encode", encode, METH_VARARGS,
      "encode(groups, mode) -> bytes: an ExportTraceServiceRequest of "
      "[(resource, [(scope, [span, ...]), ...]), ...]; raises Unsupported where the SDK's "

@@ -24,6 +24,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from otelml.instrument.spans import LeanTracer
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -34,6 +36,8 @@ _KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
 )
 _TRACER_NAME = "otelml.instrument.asgi"
+#: Distinct server addresses / user agents whose attributes are kept (then the cache restarts).
+_CACHED = 64
 
 
 def semconv_modes() -> tuple[bool, bool]:
@@ -89,18 +93,60 @@ def _carrier_getter() -> Any:
 
 
 class ServerSpanMiddleware:
-    """ASGI middleware: `ServerSpanMiddleware(app, tracer_provider=None)`."""
+    """ASGI middleware: `ServerSpanMiddleware(app, tracer_provider=None)`.
 
-    def __init__(self, app: App, tracer_provider: Any = None) -> None:
+    `before_request`, when given, runs before each request is traced (the FastAPI
+    integration wraps routes added late there, with no ASGI layer of its own)."""
+
+    def __init__(
+        self,
+        app: App,
+        tracer_provider: Any = None,
+        before_request: Callable[[], None] | None = None,
+    ) -> None:
         from otelml import __version__
 
         self.app = app
+        self.version = __version__
+        self.tracer_provider = tracer_provider
         self.tracer = trace.get_tracer(_TRACER_NAME, __version__, tracer_provider)
+        self.before_request = before_request
         self.old, self.new = semconv_modes()
         self.getter = _carrier_getter()
         self._propagator: Any = None
         self._fields: frozenset[bytes] = frozenset()
         self.response_propagator = _response_propagator_getter()
+        self._lean_provider: Any = None
+        self._lean: LeanTracer | None = None
+        self._servers: dict[Any, tuple[dict[str, Any], str]] = {}
+        self._agents: dict[str, str | None] = {}
+
+        def keys(old_key: str, new_key: str) -> tuple[str, ...]:
+            """One attribute under the old semantic-convention name, the new one, or both."""
+            return (old_key,) * self.old + (new_key,) * self.new
+
+        self._scheme_keys = keys("http.scheme", "url.scheme")
+        self._host_keys = keys("http.host", "server.address")
+        self._port_keys = keys("net.host.port", "server.port")
+        self._version_keys = keys("http.flavor", "network.protocol.version")
+        self._path_keys = keys("http.target", "url.path")
+        self._agent_keys = keys("http.user_agent", "user_agent.original")
+        self._peer_keys = keys("net.peer.ip", "client.address")
+        self._peer_port_keys = keys("net.peer.port", "client.port")
+
+    def _start_span(self, name: str, parent: Any, attributes: dict[str, Any]) -> Any:
+        """The SERVER span: a lean one where the provider allows (see `spans`), else the
+        SDK's (or whichever tracer the provider gives)."""
+        provider = self.tracer_provider or trace.get_tracer_provider()
+        if provider is not self._lean_provider:  # set once; or the global one was set late
+            self._lean_provider = provider
+            self._lean = LeanTracer.for_provider(provider, _TRACER_NAME, self.version)
+        lean = self._lean
+        if lean is not None:
+            return lean.start(name, SpanKind.SERVER, parent, attributes)
+        return self.tracer.start_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
 
     def _propagated_fields(self) -> frozenset[bytes]:
         propagator = propagate.get_global_textmap()
@@ -109,39 +155,54 @@ class ServerSpanMiddleware:
             self._fields = frozenset(f.lower().encode("latin-1") for f in propagator.fields)
         return self._fields
 
+    def _server_attributes(self, scope: Scope) -> tuple[dict[str, Any], str]:
+        """The attributes every request to one server address, scheme and HTTP version
+        shares (cached: they are the same for every request on a connection)."""
+        server = scope.get("server") or ("0.0.0.0", 80)
+        scheme = scope.get("scheme")
+        version = scope.get("http_version")
+        key = (tuple(server), scheme, version)
+        cached = self._servers.get(key)
+        if cached is not None:
+            return cached
+        port = server[1]
+        server_host = server[0] + (":" + str(port) if str(port) != "80" else "")
+        attributes: dict[str, Any] = {}
+        for keys, value in (
+            (self._scheme_keys, scheme),
+            (self._host_keys, server_host),
+            (self._port_keys, int(port) if port else None),
+            (self._version_keys, version),
+        ):
+            if value:
+                attributes.update(dict.fromkeys(keys, value))
+        if len(self._servers) >= _CACHED:
+            self._servers.clear()
+        self._servers[key] = cached = (attributes, server_host)
+        return cached
+
+    def _synthetic(self, agent: str) -> str | None:
+        found = self._agents.get(agent, "")
+        if found == "":
+            found = _synthetic(agent)
+            if len(self._agents) >= _CACHED:
+                self._agents.clear()
+            self._agents[agent] = found
+        return found
+
     def _attributes(
         self, scope: Scope, host: str | None, agent: str | None
     ) -> tuple[dict[str, Any], str]:
         old, new = self.old, self.new
-        server = scope.get("server") or ("0.0.0.0", 80)
-        port = server[1]
-        server_host = server[0] + (":" + str(port) if str(port) != "80" else "")
-        scheme = scope.get("scheme")
-        version = scope.get("http_version")
+        shared, server_host = self._server_attributes(scope)
+        attributes = shared.copy()
         path = scope.get("path")
         raw_query = scope.get("query_string")
         query = raw_query.decode("utf8") if isinstance(raw_query, bytes) else raw_query
         method: str = scope.get("method", "")
         sanitized = _sanitize_method(method) if method else ""
-        attributes: dict[str, Any] = {}
-
-        def both(old_key: str, new_key: str, value: Any) -> None:
-            """One value under the old semantic-convention name, the new one, or both."""
-            if old:
-                attributes[old_key] = value
-            if new:
-                attributes[new_key] = value
-
-        if scheme:
-            both("http.scheme", "url.scheme", scheme)
-        if server_host:
-            both("http.host", "server.address", server_host)
-        if port:
-            both("net.host.port", "server.port", int(port))
-        if version:
-            both("http.flavor", "network.protocol.version", version)
         if path:
-            both("http.target", "url.path", path)
+            attributes.update(dict.fromkeys(self._path_keys, path))
             if new and query:
                 attributes["url.query"] = query
         if old:
@@ -165,22 +226,24 @@ class ServerSpanMiddleware:
         if host is not None and old:
             attributes["http.server_name"] = host
         if agent:
-            both("http.user_agent", "user_agent.original", agent)
-            synthetic = _synthetic(agent)
+            attributes.update(dict.fromkeys(self._agent_keys, agent))
+            synthetic = self._synthetic(agent)
             if synthetic:
                 attributes["user_agent.synthetic.type"] = synthetic
         client = scope.get("client")
         if client is not None:
-            both("net.peer.ip", "client.address", client[0])
-            both("net.peer.port", "client.port", int(client[1]))
+            attributes.update(dict.fromkeys(self._peer_keys, client[0]))
+            attributes.update(dict.fromkeys(self._peer_port_keys, int(client[1])))
         return attributes, sanitized
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.before_request is not None:
+            self.before_request()
         fields = self._propagated_fields()
-        carrier = _Carrier()
+        carrier: _Carrier | None = None
         host: str | None = None
         agent: str | None = None
         for name, value in scope["headers"]:
@@ -192,14 +255,13 @@ class ServerSpanMiddleware:
             if name in fields:
                 key = name.decode("latin-1")
                 text = value.decode("latin-1")
+                if carrier is None:
+                    carrier = _Carrier()
                 carrier[key] = carrier[key] + "," + text if key in carrier else text
         attributes, method = self._attributes(scope, host, agent)
         parent = propagate.extract(carrier, getter=self.getter) if carrier else None
-        span = self.tracer.start_span(
-            "HTTP" if method == "_OTHER" else method or "HTTP",
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
+        span = self._start_span(
+            "HTTP" if method == "_OTHER" else method or "HTTP", parent, attributes
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status: list[int] = []

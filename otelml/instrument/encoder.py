@@ -17,8 +17,9 @@ import functools
 import inspect
 import logging
 import os
+import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,12 +64,24 @@ def native_encode(spans: Sequence[ReadableSpan], mode: int) -> bytes:
     return bytes(_otlpencode.encode(_groups(spans), mode))
 
 
-def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    """An ExportTraceServiceRequest of `spans`, byte for byte what the installed SDK writes."""
+def encode_spans(spans: Sequence[ReadableSpan | bytes]) -> bytes:
+    """An ExportTraceServiceRequest of `spans`, byte for byte what the installed SDK writes.
+
+    Items may also be `encode_span`'s bytes (spans encoded when they ended): they are
+    grouped by their resource and scope as the spans would be. Spans that could not be
+    encoded then are encoded here and appended (a request's resource_spans may repeat)."""
+    if spans and any(type(item) is bytes for item in spans):
+        ready = [item for item in spans if type(item) is bytes]
+        rest = [item for item in spans if type(item) is not bytes]
+        mode = native_mode()
+        assert mode is not None  # encode_span gave these bytes: the mode is known
+        payload = bytes(_otlpencode.encode(_encoded_groups(ready), mode))
+        _stats["native"] += 1
+        return payload + encode_spans(rest) if rest else payload
     mode = native_mode()
     if mode is not None:
         try:
-            payload = native_encode(spans, mode)
+            payload = native_encode(spans, mode)  # type: ignore[arg-type]
         except _otlpencode.Unsupported as unsupported:
             _stats[f"sdk:{unsupported}"] += 1
         else:
@@ -76,25 +89,78 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
             return payload
     else:
         _stats["sdk:no_native_mode"] += 1
-    return sdk_encode(spans)
+    return sdk_encode(spans)  # type: ignore[arg-type]
+
+
+#: (resource, scope) of the spans `encode_span` encoded, by the key their bytes carry.
+_scopes: list[tuple[Any, Any]] = []
+_scope_keys: dict[tuple[int, int], int] = {}
+_scopes_lock = threading.Lock()
+_last_scope: tuple[Any, Any, int] = (None, None, -1)
+#: Distinct (resource, scope) pairs kept; spans of further ones are left to `encode_spans`.
+MAX_SCOPES = 1024
+
+
+def encode_span(span: ReadableSpan) -> bytes | None:
+    """A finished span as bytes for a later `encode_spans` (natively: an untracked object, so
+    a queue of them gives the garbage collector nothing to scan); None where the native
+    encoder cannot write the SDK's bytes for it (the span itself must be queued then)."""
+    global _last_scope
+    mode = native_mode()
+    if mode is None:
+        return None
+    resource, scope = span.resource, span.instrumentation_scope or None
+    last = _last_scope
+    if last[0] is resource and last[1] is scope:
+        key = last[2]
+    else:
+        with _scopes_lock:
+            found = _scope_keys.get((id(resource), id(scope)))
+            if found is None:
+                if len(_scopes) >= MAX_SCOPES:
+                    return None
+                found = len(_scopes)
+                _scopes.append((resource, scope))  # kept: its id() stays this pair's
+                _scope_keys[(id(resource), id(scope))] = found
+        key = found
+        _last_scope = (resource, scope, key)
+    try:
+        return bytes(_otlpencode.encode_span(span, mode, key))
+    except _otlpencode.Unsupported as unsupported:
+        _stats[f"sdk:{unsupported}"] += 1
+        return None
+
+
+def _encoded_groups(items: Sequence[bytes]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
+    """`_groups` for encoded spans: by the resource and scope their key names."""
+    keys = [int.from_bytes(item[:4], "little") for item in items]
+    pairs = _scopes
+    return _grouped(
+        (pairs[key][0], pairs[key][1], item) for key, item in zip(keys, items, strict=True)
+    )
 
 
 def _groups(spans: Sequence[ReadableSpan]) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
-    """Spans by resource, then by instrumentation scope, in first-seen order — the SDK's
-    grouping (resources and scopes compared by equality, not identity). Consecutive spans of
+    """Spans by resource, then by instrumentation scope, in first-seen order."""
+    return _grouped((span.resource, span.instrumentation_scope or None, span) for span in spans)
+
+
+def _grouped(
+    items: Iterable[tuple[Any, Any, Any]],
+) -> list[tuple[Any, list[tuple[Any, list[Any]]]]]:
+    """Items by resource, then by instrumentation scope, in first-seen order — the SDK's
+    grouping (resources and scopes compared by equality, not identity). Consecutive items of
     one resource and scope (the usual batch) skip the dictionaries: a Resource hashes by
     serialising its attributes."""
     groups: dict[Any, dict[Any, list[Any]]] = {}
     last_resource: Any = object()
     last_scope: Any = object()
     current: list[Any] = []
-    for span in spans:
-        resource = span.resource
-        scope = span.instrumentation_scope or None
+    for resource, scope, item in items:
         if resource is not last_resource or scope is not last_scope:
             current = groups.setdefault(resource, {}).setdefault(scope, [])
             last_resource, last_scope = resource, scope
-        current.append(span)
+        current.append(item)
     return [(resource, list(scopes.items())) for resource, scopes in groups.items()]
 
 

@@ -75,6 +75,11 @@ def grpc_span_exporter(**kwargs: Any) -> SpanExporter:
                 self._stub = _BytesTraceStub
                 self._client = _BytesTraceStub(self._channel)  # type: ignore[assignment]
 
+        @property
+        def accepts_encoded_spans(self) -> bool:
+            """Whether `encoder.encode_span` bytes may be exported (they need the bytes stub)."""
+            return bool(self.native)
+
         def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
             if self.native:
                 return encode_spans(data)
@@ -90,6 +95,8 @@ def http_span_exporter(**kwargs: Any) -> SpanExporter:
     _wrap_http_encoder(trace_exporter)
 
     class HttpSpanExporter(trace_exporter.OTLPSpanExporter):
+        accepts_encoded_spans = True  # `encoder.encode_span` bytes are sent as they are
+
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             try:
                 batch: Sequence[ReadableSpan] = Encoded(spans, encode_spans(spans))

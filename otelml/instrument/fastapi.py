@@ -99,10 +99,13 @@ def instrument(
     (its metrics, custom header attributes …), where `asgi_spans=False` leaves out its
     "http send"/"http receive" child spans.
     """
+    options = _Options(model, None if version is None else str(version), features, predictions)
+    wrapper = _RouteWrapper(app, options, set(paths) if paths is not None else None)
+    wrapper.wrap_new_routes()
     if getattr(app, "_is_instrumented_by_opentelemetry", False) or tracing == "fastapi":
-        pass  # traced already (or by FastAPI itself): keep it
+        app.add_middleware(_LateRoutes, wrapper=wrapper)  # traced already (or by FastAPI)
     elif tracing == "lean" and not asgi_spans:
-        _add_server_spans(app, tracer_provider)
+        _add_server_spans(app, tracer_provider, wrapper)  # late routes: in the same layer
     else:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -113,25 +116,24 @@ def instrument(
         ):
             kwargs["exclude_spans"] = ["receive", "send"]
         FastAPIInstrumentor.instrument_app(app, **kwargs)
-    options = _Options(model, None if version is None else str(version), features, predictions)
-    wrapper = _RouteWrapper(app, options, set(paths) if paths is not None else None)
-    wrapper.wrap_new_routes()
-    app.add_middleware(_LateRoutes, wrapper=wrapper)
+        app.add_middleware(_LateRoutes, wrapper=wrapper)
     _flush_on_shutdown(app)
     return app
 
 
-def _add_server_spans(app: Any, tracer_provider: Any) -> None:
+def _add_server_spans(app: Any, tracer_provider: Any, wrapper: _RouteWrapper) -> None:
     """The lean middleware outside every other (as the OpenTelemetry instrumentation places
-    its own), so the span sees the 500 that Starlette's error middleware answers."""
+    its own), so the span sees the 500 that Starlette's error middleware answers; it also
+    wraps routes added after `instrument()` before they first run."""
     if getattr(app, "_otelml_server_spans", False):
+        app.add_middleware(_LateRoutes, wrapper=wrapper)  # instrumented twice: its own layer
         return
     from otelml.instrument.asgi import ServerSpanMiddleware
 
     build = app.build_middleware_stack
 
     def build_with_spans() -> Any:
-        return ServerSpanMiddleware(build(), tracer_provider)
+        return ServerSpanMiddleware(build(), tracer_provider, wrapper.wrap_if_new)
 
     app.build_middleware_stack = build_with_spans
     app.middleware_stack = None  # rebuilt at the next request
@@ -189,6 +191,11 @@ class _RouteWrapper:
             route.dependant.call = _wrap(call, plan, self.options)
         self.seen = len(routes)
 
+    def wrap_if_new(self) -> None:
+        """Wrap routes declared since the last look (one length check per request)."""
+        if len(self.app.router.routes) != self.seen:
+            self.wrap_new_routes()
+
 
 class _LateRoutes:
     """ASGI middleware: wraps routes declared after `instrument()` before they first run."""
@@ -198,8 +205,7 @@ class _LateRoutes:
         self.wrapper = wrapper
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if len(self.wrapper.app.router.routes) != self.wrapper.seen:
-            self.wrapper.wrap_new_routes()
+        self.wrapper.wrap_if_new()
         await self.app(scope, receive, send)
 
 
@@ -218,6 +224,37 @@ class _Plan:
     def feature_keys(self) -> tuple[tuple[str, str], ...]:
         """(field, attribute key) of the top-level features."""
         return tuple((f, semconv.FEATURE_PREFIX + name) for f, name in self.features.items())
+
+    @functools.cached_property
+    def feature_fields(self) -> tuple[str, ...]:
+        return tuple(field for field, _ in self.feature_keys)
+
+    @functools.cached_property
+    def feature_attribute_keys(self) -> tuple[str, ...]:
+        return tuple(key for _, key in self.feature_keys)
+
+    @functools.cached_property
+    def output_fields(self) -> tuple[str, ...]:
+        return tuple(field for field, _ in self.output_keys)
+
+    @functools.cached_property
+    def output_attribute_keys(self) -> tuple[str, ...]:
+        return tuple(key for _, key in self.output_keys)
+
+    def head(self, options: _Options) -> dict[str, Any]:
+        """The model's name and version attributes (made once per route)."""
+        key = (options.model, options.version)
+        head = self._heads.get(key)
+        if head is None:
+            head = {semconv.MODEL_NAME: options.model}
+            if options.version is not None:
+                head[semconv.MODEL_VERSION] = options.version
+            self._heads[key] = head
+        return head
+
+    @functools.cached_property
+    def _heads(self) -> dict[tuple[str, str | None], dict[str, Any]]:
+        return {}
 
     @functools.cached_property
     def output_keys(self) -> tuple[tuple[str, str], ...]:
@@ -301,8 +338,12 @@ def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[
 
 
 def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
+    span = trace.get_current_span()
+    if not span.is_recording() and span.get_span_context().is_valid:
+        _stats["not_sampled"] += 1  # record() would write nothing: do not read the models
+        return
     try:
-        if _record_row(plan, options, body, result):
+        if _record_row(plan, options, body, result, span):
             _stats["recorded"] += 1
             return
         features = _features(plan, body)
@@ -316,37 +357,34 @@ def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
 
 
 _PLAIN = frozenset({bool, int, float, str})
+_PLAIN_OR_NONE = _PLAIN | {type(None)}
 
 
-def _record_row(plan: _Plan, options: _Options, body: Any, result: Any) -> bool:
+def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: Any) -> bool:
     """The usual request in one pass: one row of plain values in, a response model of plain
     values out, a recording span with room. Writes what `record()` would write (a None is a
-    missing value: no attribute) and returns True; False leaves the request to `record()`."""
+    missing value: no attribute) and returns True; False leaves the request to `record()`.
+    Values are read from the models' `__dict__` (where pydantic keeps field values) and
+    checked in C, not per value in Python."""
     if plan.rows_field is not None or body is None or plan.outputs is None:
         return False
-    if not hasattr(type(result), "model_fields"):
+    given = getattr(body, "__dict__", None)
+    answered = getattr(result, "__dict__", None)
+    if type(given) is not dict or type(answered) is not dict:
         return False
-    span = trace.get_current_span()
-    if not span.is_recording():
+    if not hasattr(type(result), "model_fields") or not span.is_recording():
         return False
-    attributes: dict[str, Any] = {semconv.MODEL_NAME: options.model}
-    if options.version is not None:
-        attributes[semconv.MODEL_VERSION] = options.version
-    plain = _PLAIN
-    for field, key in plan.feature_keys:
-        value = getattr(body, field, None)
-        if value is None:
-            continue
-        if type(value) not in plain:
+    attributes = plan.head(options).copy()
+    attributes.update(
+        zip(plan.feature_attribute_keys, map(given.get, plan.feature_fields), strict=True)
+    )
+    attributes.update(
+        zip(plan.output_attribute_keys, map(answered.get, plan.output_fields), strict=True)
+    )
+    if not _PLAIN.issuperset(map(type, attributes.values())):
+        if not _PLAIN_OR_NONE.issuperset(map(type, attributes.values())):
             return False
-        attributes[key] = value
-    for field, key in plan.output_keys:
-        value = getattr(result, field, None)
-        if value is None:
-            continue
-        if type(value) not in plain:
-            return False
-        attributes[key] = value
+        attributes = {k: v for k, v in attributes.items() if v is not None}  # missing
     if len(attributes) > _room(span):
         return False  # record() moves them onto a log record
     span.set_attributes(attributes)
@@ -357,7 +395,8 @@ def _room(span: Any) -> int:
     limit = getattr(getattr(span, "_limits", None), "max_span_attributes", None)
     if not isinstance(limit, int) or limit < 0:
         return -1  # unknown: let record() decide
-    return limit - len(getattr(span, "attributes", None) or {})
+    own = getattr(span, "_attributes", None)  # the SDK's container (no read-only view made)
+    return limit - len(own if own is not None else getattr(span, "attributes", None) or {})
 
 
 def _features(plan: _Plan, body: Any) -> Any:

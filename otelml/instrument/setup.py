@@ -28,8 +28,8 @@ from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider, set_logger_provider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from otelml.instrument.batching import EncodingSpanProcessor
 from otelml.instrument.exporter import span_exporter
 from otelml.instrument.logs import LOG_FORMAT, OtlpLogHandler, install_correlation
 
@@ -91,7 +91,7 @@ def configure(
     if not isinstance(telemetry.tracer_provider, TracerProvider):
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(
-            BatchSpanProcessor(_exporter("traces", protocol, endpoint, headers))
+            EncodingSpanProcessor(_exporter("traces", protocol, endpoint, headers))
         )
         trace.set_tracer_provider(provider)
         telemetry.tracer_provider = provider

@@ -10,7 +10,7 @@ dict while they are plain — str keys, `bool`/`int`/`float`/`str` values within
 limit, room under the count limit — and turns into exactly an SDK span's attributes (a
 `BoundedAttributes`, the SDK's own cleaning, eviction and dropped counts) at the first value
 that is not. Ids, sampling, resource, instrumentation scope and limits are the provider's;
-the processors receive a genuine `ReadableSpan` at the end.
+the processors receive the ended span itself, a `ReadableSpan` like any SDK span.
 
     tracer = LeanTracer.for_provider(provider, "my.library", "1.0")  # None: use the SDK's
     span = tracer.start("GET /items", SpanKind.SERVER, parent_context, attributes)
@@ -42,23 +42,25 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from otelml.instrument.batching import EncodingSpanProcessor
+
 _log = logging.getLogger("otelml.instrument.spans")
 
 #: Processors whose `on_start` (and `_on_ending`) do nothing: they only see finished spans.
-SAFE_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor)
+SAFE_PROCESSORS = (BatchSpanProcessor, SimpleSpanProcessor, EncodingSpanProcessor)
 _PLAIN = frozenset({str, bool, int, float})
+_STR = frozenset({str})
 #: W3C trace context level 2's random-trace-id flag, on SDKs that set it (newer than 1.40).
 _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
 )
 _NO_EVENTS: tuple[Any, ...] = ()
-
-
-class SpanAttributes(dict[str, Any]):
-    """The attributes of a lean span while they are plain: a dict that, like the SDK's
-    `BoundedAttributes`, says how many were dropped (none: a drop makes it a real one)."""
-
-    dropped = 0
+_UNSET = Status(StatusCode.UNSET)
+#: The trace flags a span can get, made once (TraceFlags are immutable ints).
+_TRACE_FLAGS = {
+    flags: TraceFlags(flags)
+    for flags in (0, TraceFlags.SAMPLED, _RANDOM_FLAG, TraceFlags.SAMPLED | _RANDOM_FLAG)
+}
 
 
 class LeanSpan(sdk_trace.Span):
@@ -93,8 +95,8 @@ class LeanSpan(sdk_trace.Span):
         self._lock = threading.Lock()
         self._start_time = start_time
         self._end_time: int | None = None
-        self._status = Status(StatusCode.UNSET)
-        self._attributes: Any = SpanAttributes()
+        self._status = _UNSET  # shared, as the SDK's ReadableSpan default is
+        self._attributes: Any = {}  # a plain dict until a value is not plain
         self._events: Any = _NO_EVENTS
         self._links: Any = _NO_EVENTS
 
@@ -114,7 +116,7 @@ class LeanSpan(sdk_trace.Span):
     def _bounded(self) -> Any:
         """Make the attributes the SDK's own container (same items, same order), for good."""
         attributes = self._attributes
-        if type(attributes) is SpanAttributes:
+        if type(attributes) is dict:
             limits = self._limits
             bounded = BoundedAttributes(
                 limits.max_span_attributes,
@@ -133,9 +135,7 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             attributes = self._attributes
-            if type(attributes) is SpanAttributes and self._fits(
-                key, value, 0 if key in attributes else 1
-            ):
+            if type(attributes) is dict and self._fits(key, value, 0 if key in attributes else 1):
                 attributes.pop(key, None)  # a rewritten key moves to the end, as in the SDK
                 attributes[key] = value
                 return
@@ -148,28 +148,36 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             own = self._attributes
-            if type(own) is SpanAttributes and self._all_fit(own, attributes):
-                for key, value in attributes.items():
-                    own.pop(key, None)
-                    own[key] = value
+            if type(own) is dict and self._all_fit(own, attributes):
+                # The SDK deletes a rewritten key and appends it: the same order results.
+                if not own.keys().isdisjoint(attributes):
+                    for key in own.keys() & attributes.keys():
+                        del own[key]
+                own.update(attributes)
                 return
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
 
     def _all_fit(self, own: dict[str, Any], attributes: Mapping[str, Any]) -> bool:
-        limits = self._limits
-        limit = limits.max_span_attributes
-        adding = sum(1 for key in attributes if key not in own) if limit is not None else 0
-        if limit is not None and len(own) + adding > limit:
+        """Whether every item is stored as is: non-empty str keys, plain values within the
+        length limit, room for all (the checks run over the items in C, not per item)."""
+        if not (
+            _STR.issuperset(map(type, attributes))
+            and _PLAIN.issuperset(map(type, attributes.values()))
+        ):
             return False
+        if "" in attributes:
+            return False
+        limits = self._limits
         length = limits.max_span_attribute_length
-        for key, value in attributes.items():
-            kind = type(value)
-            if type(key) is not str or not key or kind not in _PLAIN:
-                return False
-            if kind is str and length is not None and len(value) > length:
-                return False
-        return True
+        if length is not None and any(
+            len(value) > length for value in attributes.values() if type(value) is str
+        ):
+            return False
+        limit = limits.max_span_attributes
+        if limit is None or len(own) + len(attributes) <= limit:
+            return True
+        return bool(len(own.keys() | attributes.keys()) <= limit)
 
     def _upgrade(self) -> bool:
         """Switch to the SDK's container (False: the span has ended meanwhile)."""
@@ -182,7 +190,15 @@ class LeanSpan(sdk_trace.Span):
 
     @property
     def dropped_attributes(self) -> int:
-        return int(self._attributes.dropped)
+        return int(getattr(self._attributes, "dropped", 0))
+
+    @property
+    def dropped_events(self) -> int:
+        return int(getattr(self._events, "dropped", 0))
+
+    @property
+    def dropped_links(self) -> int:
+        return int(getattr(self._links, "dropped", 0))
 
     # --- events and links: the SDK's own containers, made at the first one ---------------
 
@@ -201,7 +217,7 @@ class LeanSpan(sdk_trace.Span):
                 self._links = BoundedList(self._limits.max_links)
         add_link(self, context, attributes)
 
-    # --- end: a ReadableSpan to the processors -------------------------------------------
+    # --- end: the span to the processors --------------------------------------------------
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -209,14 +225,21 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
-            if type(self._attributes) is not SpanAttributes:
+            if type(self._attributes) is not dict:
                 self._attributes._immutable = True  # as the SDK's end does
         if self._record_end_metrics is not None:
             self._record_end_metrics()
-        on_ending = getattr(self._span_processor, "_on_ending", None)
-        if on_ending is not None:
-            on_ending(self)
-        self._span_processor.on_end(self._readable_span())
+        # No `_on_ending`: the processors a lean span starts under do nothing there. They get
+        # the span itself, not a ReadableSpan copy as the SDK makes: a lean span is one, and
+        # refuses every change once ended.
+        self._span_processor.on_end(self)
+
+    def update_name(self, name: str) -> None:
+        with self._lock:
+            if self._end_time is None:
+                self._name = name
+                return
+        _log.warning("Tried calling %s on an ended span.", "update_name")
 
 
 class LeanTracer:
@@ -306,11 +329,10 @@ class LeanTracer:
             trace_id,
             tracer.id_generator.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(flags),
+            trace_flags=_TRACE_FLAGS[flags],
             trace_state=result.trace_state,
         )
-        metrics = getattr(tracer, "_tracer_metrics", None)
-        end_metrics = metrics.start_span(parent, decision) if metrics is not None else None
+        # SDK span metrics are off (`safe`): their no-op start and end need no calls.
         if not decision.is_recording():
             return trace.NonRecordingSpan(context)
         span = LeanSpan(
@@ -320,7 +342,7 @@ class LeanTracer:
             kind,
             tracer,
             start_time if start_time is not None else time_ns(),
-            end_metrics,
+            None,
         )
         if result.attributes:
             span.set_attributes(result.attributes)

@@ -148,7 +148,7 @@ def test_ended_lean_spans_are_readable_spans_the_exporter_gets_once() -> None:
         assert trace.get_current_span() is span
     span.end()  # a second end: warned, not exported again
     (finished,) = exporter.get_finished_spans()
-    assert type(finished) is ReadableSpan and finished.attributes is not None
+    assert isinstance(finished, ReadableSpan) and finished is span  # ended: read-only
     assert dict(finished.attributes or {}) == {"k": "v"}
     assert finished.instrumentation_scope is not None
     assert (finished.instrumentation_scope.name, finished.instrumentation_scope.version) == (
