@@ -55,6 +55,30 @@ _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
 )
 _NO_EVENTS: tuple[Any, ...] = ()
+_SEQUENCES = frozenset({list, tuple})
+#: `_plain`'s answer for a value only the SDK's own cleaning may store.
+_NOT_PLAIN: Any = object()
+
+
+def _plain(value: Any, length: int | None) -> Any:
+    """`value` as the SDK stores it, where every SDK version stores it alike without a word:
+    a bool/int/float/str (a str within `length`) as is, a list or tuple of one such type as
+    a tuple. Anything else (mixed or None elements, bytes, long strings …) is `_NOT_PLAIN`."""
+    kind = type(value)
+    if kind in _PLAIN:
+        if kind is str and length is not None and len(value) > length:
+            return _NOT_PLAIN
+        return value
+    if kind not in _SEQUENCES:
+        return _NOT_PLAIN
+    kinds = set(map(type, value))
+    if len(kinds) > 1 or not kinds <= _PLAIN:
+        return _NOT_PLAIN
+    if str in kinds and length is not None and any(len(v) > length for v in value):
+        return _NOT_PLAIN
+    return tuple(value)
+
+
 _UNSET = Status(StatusCode.UNSET)
 #: The trace flags a span can get, made once (TraceFlags are immutable ints).
 _TRACE_FLAGS = {
@@ -103,13 +127,10 @@ class LeanSpan(sdk_trace.Span):
     # --- attributes: the plain dict while it is exact, the SDK's BoundedAttributes after --
 
     def _fits(self, key: Any, value: Any, adding: int) -> bool:
-        """Whether storing `key` as is changes nothing the SDK would have done."""
-        if type(key) is not str or not key or type(value) not in _PLAIN:
+        """Whether storing `key` (with `_plain(value)`) changes nothing the SDK would have
+        done: a non-empty str key, a plain value, room under the count limit."""
+        if type(key) is not str or not key:
             return False
-        if type(value) is str:
-            length = self._limits.max_span_attribute_length
-            if length is not None and len(value) > length:
-                return False
         limit = self._limits.max_span_attributes
         return limit is None or len(self._attributes) + adding <= limit
 
@@ -135,10 +156,14 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             attributes = self._attributes
-            if type(attributes) is dict and self._fits(key, value, 0 if key in attributes else 1):
-                attributes.pop(key, None)  # a rewritten key moves to the end, as in the SDK
-                attributes[key] = value
-                return
+            if type(attributes) is dict:
+                plain = _plain(value, self._limits.max_span_attribute_length)
+                if plain is not _NOT_PLAIN and self._fits(
+                    key, value, 0 if key in attributes else 1
+                ):
+                    attributes.pop(key, None)  # a rewritten key moves to the end, as in the SDK
+                    attributes[key] = plain
+                    return
         if self._upgrade():
             sdk_trace.Span.set_attribute(self, key, value)
 
@@ -148,36 +173,40 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             own = self._attributes
-            if type(own) is dict and self._all_fit(own, attributes):
+            plain = self._all_plain(own, attributes) if type(own) is dict else None
+            if plain is not None:
                 # The SDK deletes a rewritten key and appends it: the same order results.
-                if not own.keys().isdisjoint(attributes):
-                    for key in own.keys() & attributes.keys():
+                if not own.keys().isdisjoint(plain):
+                    for key in own.keys() & plain.keys():
                         del own[key]
-                own.update(attributes)
+                own.update(plain)
                 return
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
 
-    def _all_fit(self, own: dict[str, Any], attributes: Mapping[str, Any]) -> bool:
-        """Whether every item is stored as is: non-empty str keys, plain values within the
-        length limit, room for all (the checks run over the items in C, not per item)."""
-        if not (
-            _STR.issuperset(map(type, attributes))
-            and _PLAIN.issuperset(map(type, attributes.values()))
-        ):
-            return False
-        if "" in attributes:
-            return False
-        limits = self._limits
-        length = limits.max_span_attribute_length
-        if length is not None and any(
+    def _all_plain(
+        self, own: dict[str, Any], attributes: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """The items as the SDK would store them (sequences as tuples), or None where one is
+        not plain or they do not all fit: non-empty str keys, plain values within the length
+        limit, room for all. Scalars only (the usual case) are checked over the items in C."""
+        if not _STR.issuperset(map(type, attributes)) or "" in attributes:
+            return None
+        length = self._limits.max_span_attribute_length
+        plain: Mapping[str, Any] = attributes
+        if not _PLAIN.issuperset(map(type, attributes.values())):
+            items = {key: _plain(value, length) for key, value in attributes.items()}
+            if _NOT_PLAIN in items.values():
+                return None
+            plain = items
+        elif length is not None and any(
             len(value) > length for value in attributes.values() if type(value) is str
         ):
-            return False
-        limit = limits.max_span_attributes
-        if limit is None or len(own) + len(attributes) <= limit:
-            return True
-        return bool(len(own.keys() | attributes.keys()) <= limit)
+            return None
+        limit = self._limits.max_span_attributes
+        if limit is None or len(own) + len(plain) <= limit:
+            return plain
+        return plain if len(own.keys() | plain.keys()) <= limit else None
 
     def _upgrade(self) -> bool:
         """Switch to the SDK's container (False: the span has ended meanwhile)."""

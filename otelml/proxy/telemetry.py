@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otelml.instrument.batching import EncodingSpanProcessor
 from otelml.instrument.exporter import span_exporter
 
 DEFAULT_SERVICE_NAME = "otelml-proxy"
@@ -35,6 +36,11 @@ class CountingExporter(SpanExporter):
             result = SpanExportResult.FAILURE
         self.on_result(result == SpanExportResult.SUCCESS, len(spans))
         return result
+
+    @property
+    def accepts_encoded_spans(self) -> bool:
+        """What the real exporter says: whether it sends spans encoded at their end."""
+        return bool(getattr(self.inner, "accepts_encoded_spans", False))
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -89,7 +95,8 @@ def tracer_provider(
     if exporter is not None:
         if on_export is not None:
             exporter = CountingExporter(exporter, on_export)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        # Spans wait for export as their encoded bytes (see otelml.instrument.batching).
+        provider.add_span_processor(EncodingSpanProcessor(exporter))
     return provider
 
 

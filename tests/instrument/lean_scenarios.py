@@ -110,7 +110,12 @@ def operations(made: Any, start: Start) -> list[Any]:
     server.set_attribute("late", 1.5)
     server.set_attributes({"ml.feature.a": 0.25, "ml.feature.b": "x", "ml.model.name": "m"})
     server.set_attribute("n", 4)  # a rewritten key moves to the end
-    server.set_attribute("list", [1, 2, 3])  # not plain: the SDK's container from here on
+    rows = [0.5, 1.5]
+    server.set_attributes({"rows": rows, "names": ("a", "b"), "flags": [True], "none": []})
+    rows.append(9.0)  # the span keeps its own copy, as the SDK's does
+    server.set_attribute("ints", [1, 2, 3])
+    arrays = type(server._attributes).__name__ if isinstance(server, LeanSpan) else None
+    server.set_attribute("list", [1, "mixed"])  # not plain: the SDK's container from here on
     server.set_attribute("after", True)
     token = otel_context.attach(trace.set_span_in_context(server))
     try:
@@ -137,7 +142,7 @@ def operations(made: Any, start: Start) -> list[Any]:
     )
     unsampled_parent.end(T0 + 1)
     spans.append(unsampled_parent)
-    return spans
+    return [*spans, arrays]  # and whether arrays of one plain type kept the span plain
 
 
 def limited(made: Any, start: Start) -> list[Any]:
@@ -145,6 +150,7 @@ def limited(made: Any, start: Start) -> list[Any]:
     span = start("limits", SpanKind.SERVER, None, {"first": "abcdefgh", "second": 2}, T0)
     span.set_attributes({f"k{i}": i for i in range(3)})
     span.set_attribute("long", "0123456789")
+    span.set_attribute("long_items", ["ok", "0123456789"])  # cut by the SDK, element-wise
     span.set_attribute("k1", 10)
     span.set_attributes({"x": "yz", "": 1, "bad": object()})
     for i in range(5):
@@ -178,6 +184,8 @@ def run_pair(scenario: Callable[[Any, Start], list[Any]], **options: Any) -> dic
                 if hasattr(s, "get_span_context")
             ],
             "dropped": [s.dropped_attributes for s in finished],
+            # the attribute containers the scenario looked at (lean spans only)
+            "containers": [s for s in started if isinstance(s, str)],
         }
     return out
 

@@ -45,7 +45,10 @@ def compared() -> dict[str, Any]:
 def test_a_request_s_spans_are_the_sdk_s_byte_for_byte(compared: dict[str, Any]) -> None:
     assert_same(compared["default"])
     lean = compared["default"]["lean"]
-    assert lean["types"] == ["LeanSpan", "LeanSpan", "NonRecordingSpan"]
+    assert lean["types"] == ["LeanSpan", "LeanSpan", "NonRecordingSpan", "str"]
+    # arrays of one plain type keep the lean span's plain dict (a copy, as tuples)
+    assert lean["containers"] == ["dict"]
+    assert "double_value: 9.0" not in lean["decoded"]
     # server (remote parent), the user's child span, a root; the unsampled parent's child: none
     assert lean["dropped"] == [0, 0, 0]
     decoded = lean["decoded"]
@@ -57,22 +60,22 @@ def test_sampler_decisions_are_the_provider_s(compared: dict[str, Any]) -> None:
     for name in ("ratio_0", "ratio_1"):
         assert_same(compared[name])
     # ratio 0, parent-based: the sampled remote parent's child is kept, the root is not
-    assert compared["ratio_0"]["lean"]["types"] == [
+    assert compared["ratio_0"]["lean"]["types"][:3] == [
         "LeanSpan",
         "NonRecordingSpan",
         "NonRecordingSpan",
     ]
     assert [f & 1 for f in compared["ratio_0"]["lean"]["flags"]] == [1, 0, 0]  # sampled bit
-    assert compared["ratio_1"]["lean"]["types"] == ["LeanSpan", "LeanSpan", "NonRecordingSpan"]
+    assert compared["ratio_1"]["lean"]["types"][:3] == ["LeanSpan", "LeanSpan", "NonRecordingSpan"]
 
 
 def test_count_and_length_limits_and_dropped_counts(compared: dict[str, Any]) -> None:
     assert_same(compared["limits"])
     lean = compared["limits"]["lean"]
-    # 4 attributes kept of 9 offered (5 evicted oldest-first), the empty key and the object
+    # 4 attributes kept of 10 offered (6 evicted oldest-first), the empty key and the object
     # are the SDK's to judge; the span exactly at its limit stays plain
-    assert lean["dropped"] == compared["limits"]["sdk"]["dropped"] == [5, 0]
-    assert lean["types"][2] == "str"
+    assert lean["dropped"] == compared["limits"]["sdk"]["dropped"] == [6, 0]
+    assert lean["containers"] == ["dict"]
     assert "dropped_events_count: 2" in lean["decoded"]
     assert 'string_value: "01234"' in lean["decoded"]  # cut at max_span_attribute_length
 
@@ -92,8 +95,8 @@ def test_the_same_on_the_sdk_floor() -> None:
     result = json.loads(out.stdout)
     for name in ("default", "ratio_0", "ratio_1", "limits"):
         assert_same(result[name])
-    # SDK 1.20 counts only evictions (3), not the keys and values it rejects: as its spans do
-    assert result["limits"]["lean"]["dropped"] == result["limits"]["sdk"]["dropped"] == [3, 0]
+    # SDK 1.20 counts only evictions (4), not the keys and values it rejects: as its spans do
+    assert result["limits"]["lean"]["dropped"] == result["limits"]["sdk"]["dropped"] == [4, 0]
 
 
 class Watching(SpanProcessor):
