@@ -23,6 +23,15 @@ MODEL = 'model="$model", model_version=~"$version"'
 FEATURE = f'{MODEL}, feature=~"$feature"'
 #: A panel repeated per numeric feature: that panel's one feature.
 NUMERIC_ONE = f'{MODEL}, feature="$numeric_feature"'
+#: The label-free estimate of the chosen metric per output, and its standard error.
+ESTIMATED = (
+    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
+    'metric=~"$performance_metric"})'
+)
+STDERR = (
+    f"max by (output, metric) (otelml_performance_estimated_stderr{{{MODEL}, "
+    'metric=~"$performance_metric"})'
+)
 
 
 def target(
@@ -502,24 +511,12 @@ def model_drift() -> dict[str, Any]:
             "realized beside it once ground truth arrives. The estimate staying while realized "
             "falls is concept drift: the labels no longer follow the training calibration.",
             [
+                target(ESTIMATED, "estimated {{output}} {{metric}}"),
                 target(
-                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
-                    'metric=~"$performance_metric"})',
-                    "estimated {{output}} {{metric}}",
+                    f"{ESTIMATED} - on (output, metric) {STDERR}", "−1 se {{output}} {{metric}}"
                 ),
                 target(
-                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
-                    'metric=~"$performance_metric"}) - on (output, metric) max by (output, metric) '
-                    f"(otelml_performance_estimated_stderr{{{MODEL}, "
-                    'metric=~"$performance_metric"})',
-                    "−1 se {{output}} {{metric}}",
-                ),
-                target(
-                    f"max by (output, metric) (otelml_performance_estimated{{{MODEL}, "
-                    'metric=~"$performance_metric"}) + on (output, metric) max by (output, metric) '
-                    f"(otelml_performance_estimated_stderr{{{MODEL}, "
-                    'metric=~"$performance_metric"})',
-                    "+1 se {{output}} {{metric}}",
+                    f"{ESTIMATED} + on (output, metric) {STDERR}", "+1 se {{output}} {{metric}}"
                 ),
                 target(
                     f"max by (output, metric) (otelml_performance{{{MODEL}, "
