@@ -126,9 +126,9 @@ class LeanSpan(sdk_trace.Span):
 
     # --- attributes: the plain dict while it is exact, the SDK's BoundedAttributes after --
 
-    def _fits(self, key: Any, value: Any, adding: int) -> bool:
-        """Whether storing `key` (with `_plain(value)`) changes nothing the SDK would have
-        done: a non-empty str key, a plain value, room under the count limit."""
+    def _fits(self, key: Any, adding: int) -> bool:
+        """Whether storing a plain value (see `_plain`) under `key` changes nothing the SDK
+        would have done: a non-empty str key, room under the count limit."""
         if type(key) is not str or not key:
             return False
         limit = self._limits.max_span_attributes
@@ -158,9 +158,7 @@ class LeanSpan(sdk_trace.Span):
             attributes = self._attributes
             if type(attributes) is dict:
                 plain = _plain(value, self._limits.max_span_attribute_length)
-                if plain is not _NOT_PLAIN and self._fits(
-                    key, value, 0 if key in attributes else 1
-                ):
+                if plain is not _NOT_PLAIN and self._fits(key, 0 if key in attributes else 1):
                     attributes.pop(key, None)  # a rewritten key moves to the end, as in the SDK
                     attributes[key] = plain
                     return
