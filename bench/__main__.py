@@ -12,6 +12,7 @@ import sys
 
 from bench import (
     app_overhead,
+    app_parts,
     bentoml_overhead,
     cbpe,
     drift,
@@ -135,6 +136,7 @@ def main() -> None:
 ALONE = {
     "locust": lambda: print(locust_capacity.report(locust_capacity.run())),
     "ui": lambda: print(ui.report(ui.run())),
+    "app-parts": lambda: print(app_parts.report(app_parts.run())),
 }
 
 

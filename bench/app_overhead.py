@@ -73,21 +73,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: Modes that are another mode of the service with other settings.
+VARIANTS = {
+    "otelml-sdk-encoder": ("otelml", {"OTELML_NATIVE_ENCODER": "0"}),
+    # Nothing exported during a run: the batch queue takes every span and waits.
+    "otelml-export-deferred": (
+        "otelml",
+        {
+            "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000000",
+        },
+    ),
+    "otelml-sampled-out": ("otelml-spans", {"OTEL_TRACES_SAMPLER": "always_off"}),
+}
+
+
 def requests_per_second(
     mode: str, sink_port: int, model: str = "linear", seconds: float = 3.0
 ) -> tuple[float, float]:
     """(requests/s, server CPU µs per request) of one mode."""
     port = _free_port()
     cores = sorted(os.sched_getaffinity(0))
+    service_mode, settings = VARIANTS.get(mode, (mode, {}))
     env = {
         **os.environ,
-        "BENCH_MODE": "otelml" if mode == "otelml-sdk-encoder" else mode,
-        "OTELML_NATIVE_ENCODER": "0" if mode == "otelml-sdk-encoder" else "1",
+        "BENCH_MODE": service_mode,
+        "OTELML_NATIVE_ENCODER": "1",
         "BENCH_MODEL": model,
         "OMP_NUM_THREADS": "1",  # one core: an OpenMP pool would only spin against itself
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",
         "PYTHONPATH": str(ROOT),
+        **settings,
     }
     server = subprocess.Popen(
         [

@@ -1,7 +1,9 @@
-"""The FastAPI model service of the app-side benchmark, in three set-ups (BENCH_MODE):
+"""The FastAPI model service of the app-side benchmark, in these set-ups (BENCH_MODE):
 `bare` (no telemetry), `otel` (opentelemetry-instrumentation-fastapi, its defaults),
-`otel-lean` (the same without the ASGI send/receive child spans, as otelml sets it up) and
-`otelml` (otelml.instrument.fastapi recording 20 features and 2 outputs). Telemetry goes to
+`otel-lean` (the same without the ASGI send/receive child spans, as otelml sets it up),
+`otelml` (otelml.instrument.fastapi recording 20 features and 2 outputs) and, to take that
+apart, `provider-only` (otelml's tracer provider with FastAPI's own request tracing off, no
+middleware) and `otelml-spans` (the server spans, no features). Telemetry goes to
 OTEL_EXPORTER_OTLP_ENDPOINT (a blackhole OTLP server in the bench). BENCH_MODEL picks the
 model."""
 
@@ -59,9 +61,16 @@ if mode in ("otel", "otel-lean"):
         FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     else:
         FastAPIInstrumentor.instrument_app(app)
-elif mode == "otelml":
+elif mode in ("otelml", "otelml-spans", "provider-only"):
     from otelml import instrument
     from otelml.instrument.fastapi import instrument as instrument_fastapi
 
     instrument.configure(service_name="bench-model", logs=False)
-    instrument_fastapi(app, model="bench", version="1")
+    if mode == "provider-only":  # a tracer provider, FastAPI's own request tracing off
+        telemetry = getattr(app, "_telemetry", None)
+        if isinstance(telemetry, dict):
+            telemetry["tracing"] = False
+    else:  # otelml-spans: the server spans without recording any feature
+        instrument_fastapi(
+            app, model="bench", version="1", paths=[] if mode == "otelml-spans" else None
+        )
