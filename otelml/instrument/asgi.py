@@ -24,7 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otelml.instrument.spans import LeanTracer
+from otelml.instrument.spans import LeanSpan, LeanTracer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,6 +38,8 @@ _KNOWN_METHODS = frozenset(
 _TRACER_NAME = "otelml.instrument.asgi"
 #: Distinct server addresses / user agents whose attributes are kept (then the cache restarts).
 _CACHED = 64
+#: Distinct requests (server, path, query, method, host, user agent) whose attributes are kept.
+_CACHED_REQUESTS = 256
 
 
 def semconv_modes() -> tuple[bool, bool]:
@@ -120,6 +122,7 @@ class ServerSpanMiddleware:
         self._lean: LeanTracer | None = None
         self._servers: dict[Any, tuple[dict[str, Any], str]] = {}
         self._agents: dict[str, str | None] = {}
+        self._requests: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}
 
         def keys(old_key: str, new_key: str) -> tuple[str, ...]:
             """One attribute under the old semantic-convention name, the new one, or both."""
@@ -193,6 +196,43 @@ class ServerSpanMiddleware:
     def _attributes(
         self, scope: Scope, host: str | None, agent: str | None
     ) -> tuple[dict[str, Any], str]:
+        """The span's attributes at its start and the sanitized method. All but the client's
+        address are the same for every request with the same server, path, query, method,
+        host and user agent (a model service's usual traffic): those are cached."""
+        key = (
+            scope.get("server"),
+            scope.get("scheme"),
+            scope.get("http_version"),
+            scope.get("path"),
+            scope.get("query_string"),
+            scope.get("method"),
+            host,
+            agent,
+        )
+        try:
+            cached = self._requests.get(key)
+            hashable = True
+        except TypeError:  # a server given as a list: not a key
+            cached, hashable = None, False
+        if cached is None:
+            cached = self._request_attributes(scope, host, agent)
+            if hashable:
+                if len(self._requests) >= _CACHED_REQUESTS:
+                    self._requests.clear()
+                self._requests[key] = cached
+        shared, method = cached
+        attributes = shared.copy()
+        client = scope.get("client")
+        if client is not None:
+            for name in self._peer_keys:
+                attributes[name] = client[0]
+            for name in self._peer_port_keys:
+                attributes[name] = int(client[1])
+        return attributes, method
+
+    def _request_attributes(
+        self, scope: Scope, host: str | None, agent: str | None
+    ) -> tuple[dict[str, Any], str]:
         old, new = self.old, self.new
         shared, server_host = self._server_attributes(scope)
         attributes = shared.copy()
@@ -230,11 +270,45 @@ class ServerSpanMiddleware:
             synthetic = self._synthetic(agent)
             if synthetic:
                 attributes["user_agent.synthetic.type"] = synthetic
-        client = scope.get("client")
-        if client is not None:
-            attributes.update(dict.fromkeys(self._peer_keys, client[0]))
-            attributes.update(dict.fromkeys(self._peer_port_keys, int(client[1])))
         return attributes, sanitized
+
+    def _read_headers(self, headers: Any) -> tuple[str | None, str | None, _Carrier | None]:
+        """(host, user agent, the propagator's headers) in one pass; repeated headers are
+        joined by ',' (hosts, propagated fields) or the first kept (user agent), as the
+        OpenTelemetry instrumentation reads them."""
+        fields = self._propagated_fields()
+        if type(headers) is not list:
+            headers = list(headers)  # any iterable of pairs, as ASGI allows
+        named = dict(headers)  # one C pass; a repeated name makes it shorter
+        if len(named) == len(headers):
+            host = named.get(b"host")
+            agent = named.get(b"user-agent")
+            carried = fields.intersection(named)
+            return (
+                None if host is None else host.decode("latin-1"),
+                None if agent is None else agent.decode("latin-1"),
+                _Carrier(
+                    (name.decode("latin-1"), named[name].decode("latin-1")) for name in carried
+                )
+                if carried
+                else None,
+            )
+        carrier: _Carrier | None = None
+        host_text: str | None = None
+        agent_text: str | None = None
+        for name, value in headers:
+            if name == b"host":
+                text = value.decode("latin-1")
+                host_text = text if host_text is None else host_text + "," + text
+            elif name == b"user-agent" and agent_text is None:
+                agent_text = value.decode("latin-1")
+            if name in fields:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                if carrier is None:
+                    carrier = _Carrier()
+                carrier[key] = carrier[key] + "," + text if key in carrier else text
+        return host_text, agent_text, carrier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -242,22 +316,7 @@ class ServerSpanMiddleware:
             return
         if self.before_request is not None:
             self.before_request()
-        fields = self._propagated_fields()
-        carrier: _Carrier | None = None
-        host: str | None = None
-        agent: str | None = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                text = value.decode("latin-1")
-                host = text if host is None else host + "," + text
-            elif name == b"user-agent" and agent is None:
-                agent = value.decode("latin-1")
-            if name in fields:
-                key = name.decode("latin-1")
-                text = value.decode("latin-1")
-                if carrier is None:
-                    carrier = _Carrier()
-                carrier[key] = carrier[key] + "," + text if key in carrier else text
+        host, agent, carrier = self._read_headers(scope["headers"])
         attributes, method = self._attributes(scope, host, agent)
         parent = propagate.extract(carrier, getter=self.getter) if carrier else None
         span = self._start_span(
@@ -265,8 +324,6 @@ class ServerSpanMiddleware:
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         status: list[int] = []
-        old, new = self.old, self.new
-
         response_propagator = self.response_propagator
 
         async def send_status(message: Message) -> None:
@@ -281,30 +338,41 @@ class ServerSpanMiddleware:
         except BaseException as error:
             if span.is_recording():
                 span.record_exception(error)
-                if new:
+                if self.new:
                     span.set_attribute("error.type", type(error).__qualname__)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
             raise
         finally:
             otel_context.detach(token)
             if span.is_recording():
-                late: dict[str, Any] = {}  # one set_attributes: one lock, not one per key
-                template = getattr(scope.get("route"), "path", None)
-                if template:
-                    late["http.route"] = template
-                    span.update_name(f"{method if method != '_OTHER' else 'HTTP'} {template}")
-                if status:
-                    code = status[0]
-                    if old:
-                        late["http.status_code"] = code
-                    if new:
-                        late["http.response.status_code"] = code
-                    if code >= 500 or code < 100:
-                        if new:
-                            late["error.type"] = str(code)
-                        span.set_status(Status(StatusCode.ERROR))
-                span.set_attributes(late)
-            span.end()
+                self._end(span, method, getattr(scope.get("route"), "path", None), status)
+            else:
+                span.end()
+
+    def _end(self, span: Any, method: str, template: str | None, status: list[int]) -> None:
+        """The route, the status and the span's end: one `finish` (one lock) on a lean span."""
+        late: dict[str, Any] = {}
+        name = None
+        if template:
+            late["http.route"] = template
+            name = f"{method if method != '_OTHER' else 'HTTP'} {template}"
+        if status:
+            code = status[0]
+            if self.old:
+                late["http.status_code"] = code
+            if self.new:
+                late["http.response.status_code"] = code
+            if code >= 500 or code < 100:
+                if self.new:
+                    late["error.type"] = str(code)
+                span.set_status(Status(StatusCode.ERROR))
+        if type(span) is LeanSpan:
+            span.finish(name, late)
+            return
+        if name is not None:
+            span.update_name(name)
+        span.set_attributes(late)
+        span.end()
 
 
 def _response_propagator_getter() -> Callable[[], Any] | None:

@@ -39,6 +39,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -91,38 +92,34 @@ class LeanSpan(sdk_trace.Span):
     """An SDK span whose attributes stay a plain dict while that changes nothing; built by
     `LeanTracer.start` only."""
 
-    def __init__(
-        self,
+    # A plain dict while every value is plain, else the SDK's containers.
+    _attributes: Any
+    _events: Any
+    _links: Any
+
+    @classmethod
+    def started(
+        cls,
+        shared: dict[str, Any],
         name: str,
         context: trace.SpanContext,
         parent: trace.SpanContext | None,
         kind: SpanKind,
-        tracer: Any,
         start_time: int,
-        end_metrics: Any,
-    ) -> None:
-        # Every field the SDK's inherited methods read (the SDK's __init__ is what we skip).
-        self._name = name
-        self._context = context
-        self._parent = parent
-        self._kind = kind
-        self._resource = tracer.resource
-        self._instrumentation_info = tracer.instrumentation_info
-        self._instrumentation_scope = tracer._instrumentation_scope
-        self._limits = tracer._span_limits
-        self._sampler = tracer.sampler
-        self._span_processor = tracer.span_processor
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
-        self._record_end_metrics = end_metrics
-        self._lock = threading.Lock()
-        self._start_time = start_time
-        self._end_time: int | None = None
-        self._status = _UNSET  # shared, as the SDK's ReadableSpan default is
-        self._attributes: Any = {}  # a plain dict until a value is not plain
-        self._events: Any = _NO_EVENTS
-        self._links: Any = _NO_EVENTS
+    ) -> LeanSpan:
+        """A started span: every field the SDK's inherited methods read (the SDK's __init__
+        is what we skip), those of its tracer from `shared` (`LeanTracer.shared_fields`)."""
+        span: LeanSpan = object.__new__(cls)
+        fields = span.__dict__
+        fields.update(shared)
+        fields["_name"] = name
+        fields["_context"] = context
+        fields["_parent"] = parent
+        fields["_kind"] = kind
+        fields["_lock"] = threading.Lock()
+        fields["_start_time"] = start_time
+        fields["_attributes"] = {}  # a plain dict until a value is not plain
+        return span
 
     # --- attributes: the plain dict while it is exact, the SDK's BoundedAttributes after --
 
@@ -252,8 +249,34 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Calling end() on an ended span.")
                 return
             self._end_time = end_time if end_time is not None else time_ns()
-            if type(self._attributes) is not dict:
-                self._attributes._immutable = True  # as the SDK's end does
+        self._ended()
+
+    def finish(self, name: str | None, attributes: Mapping[str, Any]) -> None:
+        """`update_name(name)` (unless None), `set_attributes(attributes)` and `end()` in
+        one step under one lock: what a server span does last."""
+        with self._lock:
+            own = self._attributes
+            plain = self._all_plain(own, attributes) if type(own) is dict else None
+            done = self._end_time is None and plain is not None
+            if done and plain is not None:
+                if name is not None:
+                    self._name = name
+                if not own.keys().isdisjoint(plain):
+                    for key in own.keys() & plain.keys():
+                        del own[key]
+                own.update(plain)
+                self._end_time = time_ns()
+        if done:
+            self._ended()
+            return
+        if name is not None:  # the general path, with its warnings and the SDK's container
+            self.update_name(name)
+        self.set_attributes(attributes)
+        self.end()
+
+    def _ended(self) -> None:
+        if type(self._attributes) is not dict:
+            self._attributes._immutable = True  # as the SDK's end does
         if self._record_end_metrics is not None:
             self._record_end_metrics()
         # No `_on_ending`: the processors a lean span starts under do nothing there. They get
@@ -276,6 +299,23 @@ class LeanTracer:
         self.tracer = tracer
         self._checked: Any = None
         self._safe = False
+        self.shared_fields: dict[str, Any] = {
+            "_resource": tracer.resource,
+            "_instrumentation_info": tracer.instrumentation_info,
+            "_instrumentation_scope": tracer._instrumentation_scope,
+            "_limits": tracer._span_limits,
+            "_sampler": tracer.sampler,
+            "_span_processor": tracer.span_processor,
+            "_trace_config": None,
+            "_record_exception": True,
+            "_set_status_on_exception": True,
+            "_record_end_metrics": None,  # SDK span metrics are off (`safe`)
+            "_end_time": None,
+            "_status": _UNSET,  # shared, as the SDK's ReadableSpan default is
+            "_events": _NO_EVENTS,
+            "_links": _NO_EVENTS,
+        }
+        self._decisions = _static_decisions(tracer.sampler)
 
     @classmethod
     def for_provider(
@@ -341,9 +381,21 @@ class LeanTracer:
             trace_id = tracer.id_generator.generate_trace_id()
         else:
             trace_id = parent.trace_id
-        result = tracer.sampler.should_sample(parent_context, trace_id, name, kind, attributes, ())
-        decision = result.decision
-        flags = TraceFlags.SAMPLED if decision.is_sampled() else TraceFlags.DEFAULT
+        decisions = self._decisions
+        if decisions is not None:  # the SDK's own samplers, decided as they decide
+            if parent is None:
+                decision = decisions[0]
+            else:
+                sampled = parent.trace_flags.sampled
+                decision = decisions[(1 if sampled else 2) + (0 if parent.is_remote else 2)]
+            trace_state = None if parent is None else parent.trace_state
+            extra = None if decision is Decision.DROP else attributes
+        else:
+            result = tracer.sampler.should_sample(
+                parent_context, trace_id, name, kind, attributes, ()
+            )
+            decision, trace_state, extra = result.decision, result.trace_state, result.attributes
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if _RANDOM_FLAG:
             random = (
                 tracer.id_generator.is_trace_id_random()
@@ -357,20 +409,39 @@ class LeanTracer:
             tracer.id_generator.generate_span_id(),
             is_remote=False,
             trace_flags=_TRACE_FLAGS[flags],
-            trace_state=result.trace_state,
+            trace_state=trace_state,
         )
-        # SDK span metrics are off (`safe`): their no-op start and end need no calls.
-        if not decision.is_recording():
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(context)
-        span = LeanSpan(
+        span = LeanSpan.started(
+            self.shared_fields,
             name,
             context,
             parent,
             kind,
-            tracer,
             start_time if start_time is not None else time_ns(),
-            None,
         )
-        if result.attributes:
-            span.set_attributes(result.attributes)
+        if extra:
+            span.set_attributes(extra)
         return span
+
+
+def _static_decisions(sampler: Any) -> tuple[Decision, ...] | None:
+    """The decisions (root, remote parent sampled, remote not sampled, local sampled, local
+    not sampled) of the SDK's `always_on`/`always_off`/`parentbased_always_*` samplers —
+    each call of theirs makes two `SamplingResult`s and looks up the parent twice — or None
+    for any other sampler (it is called)."""
+    if type(sampler) is StaticSampler:
+        return (sampler._decision,) * 5
+    if type(sampler) is not ParentBased:
+        return None
+    delegates: tuple[Any, ...] = (
+        sampler._root,
+        sampler._remote_parent_sampled,
+        sampler._remote_parent_not_sampled,
+        sampler._local_parent_sampled,
+        sampler._local_parent_not_sampled,
+    )
+    if not all(type(delegate) is StaticSampler for delegate in delegates):
+        return None
+    return tuple(delegate._decision for delegate in delegates)
