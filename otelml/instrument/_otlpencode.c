@@ -43,7 +43,15 @@ static PyObject *s_attributes, *s_schema_url, *s_name, *s_version, *s_get_span_c
     *s_trace_id, *s_span_id, *s_trace_state, *s_parent, *s_kind, *s_value, *s_start_time,
     *s_end_time, *s_events, *s_links, *s_status, *s_dropped_attributes, *s_dropped_events,
     *s_dropped_links, *s_is_remote, *s_timestamp, *s_context, *s_status_code, *s_description,
-    *s_dropped, *s__attributes, *s__dict;
+    *s_dropped, *s__attributes, *s__dict, *s__context, *s__parent, *s__name, *s__kind,
+    *s__start_time, *s__end_time, *s__events, *s__links, *s__status;
+
+/* Types whose fields are read directly (`register`): a span type whose instances keep the
+ * SDK's private fields in their __dict__ (otelml's LeanSpan) and the API's SpanContext, a
+ * tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid). Reading them
+ * instead of calling the SDK's properties saves a dozen Python calls per span. */
+static PyObject *lean_type, *context_type;
+enum { CTX_TRACE_ID = 0, CTX_SPAN_ID = 1, CTX_IS_REMOTE = 2, CTX_TRACE_STATE = 4, CTX_SIZE = 6 };
 
 typedef struct {
     char *data;
@@ -180,10 +188,20 @@ static int put_uint_field(Buf *b, uint32_t tag, PyObject *v, uint64_t max) {
     return put_varint(b, tag) || put_varint(b, x) ? -1 : 0;
 }
 
-/* An attribute holding an int: a trace id (16 bytes) or span id (8), big-endian, as the SDK's
+/* A SpanContext's field (new reference): its tuple item where it is the API's SpanContext,
+ * else the attribute. */
+static PyObject *context_field(PyObject *context, Py_ssize_t index, PyObject *name) {
+    if (context_type != NULL && (PyObject *)Py_TYPE(context) == context_type &&
+        PyTuple_GET_SIZE(context) == CTX_SIZE)
+        return Py_NewRef(PyTuple_GET_ITEM(context, index));
+    return PyObject_GetAttr(context, name);
+}
+
+/* A trace id (16 bytes) or span id (8) of a SpanContext, big-endian, as the SDK's
  * int.to_bytes writes it; out of range is the SDK's to report. */
-static int put_id_field(Buf *b, uint32_t tag, PyObject *owner, PyObject *name, size_t width) {
-    PyObject *v = PyObject_GetAttr(owner, name);
+static int put_id_field(Buf *b, uint32_t tag, PyObject *context, Py_ssize_t index,
+                        PyObject *name, size_t width) {
+    PyObject *v = context_field(context, index, name);
     if (v == NULL) return -1;
     if (!PyLong_Check(v)) {
         Py_DECREF(v);
@@ -332,15 +350,7 @@ static int put_attr_attributes(Buf *b, uint32_t tag, PyObject *owner, int mode) 
     return rc;
 }
 
-/* An object's attribute, written as a proto3 uint32 / string / fixed64 field. */
-static int put_attr_uint(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
-    PyObject *v = PyObject_GetAttr(owner, name);
-    if (v == NULL) return -1;
-    int rc = put_uint_field(b, tag, v, UINT32_MAX);
-    Py_DECREF(v);
-    return rc;
-}
-
+/* An object's attribute, written as a proto3 string / fixed64 field. */
 static int put_attr_string(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
     PyObject *v = PyObject_GetAttr(owner, name);
     if (v == NULL) return -1;
@@ -349,15 +359,19 @@ static int put_attr_string(Buf *b, uint32_t tag, PyObject *owner, PyObject *name
     return rc;
 }
 
+static int put_fixed64_field(Buf *b, uint32_t tag, PyObject *v) {
+    uint64_t x;
+    if (as_u64(v, &x)) return -1;
+    if (x == 0) return 0;
+    return put_varint(b, tag) || put_fixed64(b, x) ? -1 : 0;
+}
+
 static int put_attr_fixed64(Buf *b, uint32_t tag, PyObject *owner, PyObject *name) {
     PyObject *v = PyObject_GetAttr(owner, name);
     if (v == NULL) return -1;
-    uint64_t x;
-    int rc = as_u64(v, &x);
+    int rc = put_fixed64_field(b, tag, v);
     Py_DECREF(v);
-    if (rc) return -1;
-    if (x == 0) return 0;
-    return put_varint(b, tag) || put_fixed64(b, x) ? -1 : 0;
+    return rc;
 }
 
 /* Dropped attributes of an event or link: `.dropped_attributes` where the SDK has it, else
@@ -382,7 +396,7 @@ static int put_dropped_attributes(Buf *b, uint32_t tag, PyObject *owner) {
 static int span_flags(PyObject *context, uint32_t *flags) {
     *flags = 0x100;
     if (context == Py_None) return 0;
-    PyObject *remote = PyObject_GetAttr(context, s_is_remote);
+    PyObject *remote = context_field(context, CTX_IS_REMOTE, s_is_remote);
     if (remote == NULL) return -1;
     int truth = PyObject_IsTrue(remote);
     Py_DECREF(remote);
@@ -392,7 +406,7 @@ static int span_flags(PyObject *context, uint32_t *flags) {
 }
 
 static int put_trace_state(Buf *b, PyObject *context) {
-    PyObject *state = PyObject_GetAttr(context, s_trace_state);
+    PyObject *state = context_field(context, CTX_TRACE_STATE, s_trace_state);
     if (state == NULL) return -1;
     if (state == Py_None) {
         Py_DECREF(state);
@@ -440,11 +454,8 @@ static int put_trace_state(Buf *b, PyObject *context) {
     return rc;
 }
 
-static int put_events(Buf *b, PyObject *span, int mode) {
-    PyObject *events = PyObject_GetAttr(span, s_events);
-    if (events == NULL) return -1;
+static int put_events(Buf *b, PyObject *events, int mode) {
     PyObject *seq = PySequence_Fast(events, "events");
-    Py_DECREF(events);
     if (seq == NULL) return -1;
     int rc = 0;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -469,8 +480,8 @@ static int put_link(Buf *b, PyObject *link, int mode) {
     int rc = -1;
     uint32_t flags;
     if (begin(b, (13 << 3) | 2, &mark) == 0 &&
-        put_id_field(b, (1 << 3) | 2, context, s_trace_id, 16) == 0 &&
-        put_id_field(b, (2 << 3) | 2, context, s_span_id, 8) == 0 &&
+        put_id_field(b, (1 << 3) | 2, context, CTX_TRACE_ID, s_trace_id, 16) == 0 &&
+        put_id_field(b, (2 << 3) | 2, context, CTX_SPAN_ID, s_span_id, 8) == 0 &&
         put_attr_attributes(b, (4 << 3) | 2, link, mode) == 0 &&
         put_dropped_attributes(b, (5 << 3) | 0, link) == 0 &&
         (!(mode & M_FLAGS) ||
@@ -482,11 +493,8 @@ static int put_link(Buf *b, PyObject *link, int mode) {
     return rc;
 }
 
-static int put_links(Buf *b, PyObject *span, int mode) {
-    PyObject *links = PyObject_GetAttr(span, s_links);
-    if (links == NULL) return -1;
+static int put_links(Buf *b, PyObject *links, int mode) {
     PyObject *seq = PySequence_Fast(links, "links");
-    Py_DECREF(links);
     if (seq == NULL) return -1;
     int rc = 0;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -496,9 +504,7 @@ static int put_links(Buf *b, PyObject *span, int mode) {
     return rc;
 }
 
-static int put_status(Buf *b, PyObject *span) {
-    PyObject *status = PyObject_GetAttr(span, s_status);
-    if (status == NULL) return -1;
+static int put_status(Buf *b, PyObject *status) {
     int rc = 0;
     if (status != Py_None) {
         size_t mark;
@@ -513,15 +519,11 @@ static int put_status(Buf *b, PyObject *span) {
         Py_XDECREF(code);
         Py_XDECREF(code_value);
     }
-    Py_DECREF(status);
     return rc;
 }
 
-static int put_kind(Buf *b, PyObject *span) {
-    PyObject *kind = PyObject_GetAttr(span, s_kind);
-    if (kind == NULL) return -1;
+static int put_kind(Buf *b, PyObject *kind) {
     PyObject *value = PyObject_GetAttr(kind, s_value);
-    Py_DECREF(kind);
     if (value == NULL) return -1;
     long k = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
     Py_DECREF(value);
@@ -533,38 +535,121 @@ static int put_kind(Buf *b, PyObject *span) {
     return put_varint(b, (6 << 3) | 0) || put_varint(b, (uint64_t)k + 1) ? -1 : 0;
 }
 
-static int put_span(Buf *b, PyObject *span, int mode) {
-    PyObject *context = PyObject_CallMethodNoArgs(span, s_get_span_context);
-    if (context == NULL) return -1;
-    PyObject *parent = PyObject_GetAttr(span, s_parent);
-    if (parent == NULL) {
-        Py_DECREF(context);
-        return -1;
+/* What a span's encoding reads, each a new reference. */
+typedef struct {
+    PyObject *context, *parent, *name, *kind, *start, *end, *attributes, *dropped_attributes,
+        *events, *dropped_events, *links, *dropped_links, *status;
+} SpanFields;
+
+#define SPAN_FIELDS 13
+
+static void release_fields(SpanFields *f) {
+    PyObject **all = (PyObject **)f;
+    for (int i = 0; i < SPAN_FIELDS; i++) Py_CLEAR(all[i]);
+}
+
+/* A registered lean span's fields from its __dict__: 1 when read, 0 when it holds anything
+ * the SDK's properties would turn into something else (then `sdk_fields` reads it), -1 on
+ * error. Its properties return these same fields: the dict while every attribute is plain
+ * (no drops), the shared empty tuple until the first event or link (none dropped). */
+static int lean_fields(PyObject *span, SpanFields *f) {
+    PyObject *dict = PyObject_GenericGetDict(span, NULL);
+    if (dict == NULL) return -1;
+    PyObject *names[] = {s__context, s__parent, s__name, s__kind, s__start_time, s__end_time,
+                         s__attributes, s__events, s__links, s__status};
+    PyObject *got[10];
+    int rc = 1;
+    for (int i = 0; i < 10 && rc == 1; i++) {
+        got[i] = PyDict_GetItemWithError(dict, names[i]);
+        if (got[i] == NULL) rc = PyErr_Occurred() ? -1 : 0;
     }
+    if (rc == 1 && (!PyDict_CheckExact(got[6]) || !PyTuple_CheckExact(got[7]) ||
+                    PyTuple_GET_SIZE(got[7]) != 0 || !PyTuple_CheckExact(got[8]) ||
+                    PyTuple_GET_SIZE(got[8]) != 0))
+        rc = 0;
+    if (rc == 1) {
+        PyObject *zero = PyLong_FromLong(0);
+        if (zero == NULL) {
+            rc = -1;
+        } else {
+            f->context = Py_NewRef(got[0]);
+            f->parent = Py_NewRef(got[1]);
+            f->name = Py_NewRef(got[2]);
+            f->kind = Py_NewRef(got[3]);
+            f->start = Py_NewRef(got[4]);
+            f->end = Py_NewRef(got[5]);
+            f->attributes = Py_NewRef(got[6]);
+            f->events = Py_NewRef(got[7]);
+            f->links = Py_NewRef(got[8]);
+            f->status = Py_NewRef(got[9]);
+            f->dropped_attributes = Py_NewRef(zero);
+            f->dropped_events = Py_NewRef(zero);
+            f->dropped_links = zero;
+        }
+    }
+    Py_DECREF(dict);
+    return rc;
+}
+
+/* Any ReadableSpan's fields, through its public properties. */
+static int sdk_fields(PyObject *span, SpanFields *f) {
+    /* ReadableSpan.attributes wraps `_attributes` in a mappingproxy: read what it wraps. */
+    f->attributes = PyObject_GetAttr(span, s__attributes);
+    if (f->attributes == NULL) {
+        PyErr_Clear();
+        f->attributes = PyObject_GetAttr(span, s_attributes);
+    }
+    if (f->attributes == NULL ||
+        (f->context = PyObject_CallMethodNoArgs(span, s_get_span_context)) == NULL ||
+        (f->parent = PyObject_GetAttr(span, s_parent)) == NULL ||
+        (f->name = PyObject_GetAttr(span, s_name)) == NULL ||
+        (f->kind = PyObject_GetAttr(span, s_kind)) == NULL ||
+        (f->start = PyObject_GetAttr(span, s_start_time)) == NULL ||
+        (f->end = PyObject_GetAttr(span, s_end_time)) == NULL ||
+        (f->dropped_attributes = PyObject_GetAttr(span, s_dropped_attributes)) == NULL ||
+        (f->events = PyObject_GetAttr(span, s_events)) == NULL ||
+        (f->dropped_events = PyObject_GetAttr(span, s_dropped_events)) == NULL ||
+        (f->links = PyObject_GetAttr(span, s_links)) == NULL ||
+        (f->dropped_links = PyObject_GetAttr(span, s_dropped_links)) == NULL ||
+        (f->status = PyObject_GetAttr(span, s_status)) == NULL)
+        return -1;
+    return 0;
+}
+
+static int put_span_fields(Buf *b, SpanFields *f, int mode) {
     size_t mark;
     uint32_t flags = 0;
-    int rc = -1;
     if (begin(b, (2 << 3) | 2, &mark) == 0 &&
-        put_id_field(b, (1 << 3) | 2, context, s_trace_id, 16) == 0 &&
-        put_id_field(b, (2 << 3) | 2, context, s_span_id, 8) == 0 &&
-        put_trace_state(b, context) == 0 &&
-        (parent == Py_None || put_id_field(b, (4 << 3) | 2, parent, s_span_id, 8) == 0) &&
-        put_attr_string(b, (5 << 3) | 2, span, s_name) == 0 && put_kind(b, span) == 0 &&
-        put_attr_fixed64(b, (7 << 3) | 1, span, s_start_time) == 0 &&
-        put_attr_fixed64(b, (8 << 3) | 1, span, s_end_time) == 0 &&
-        put_attr_attributes(b, (9 << 3) | 2, span, mode) == 0 &&
-        put_attr_uint(b, (10 << 3) | 0, span, s_dropped_attributes) == 0 &&
-        put_events(b, span, mode) == 0 &&
-        put_attr_uint(b, (12 << 3) | 0, span, s_dropped_events) == 0 &&
-        put_links(b, span, mode) == 0 &&
-        put_attr_uint(b, (14 << 3) | 0, span, s_dropped_links) == 0 && put_status(b, span) == 0 &&
+        put_id_field(b, (1 << 3) | 2, f->context, CTX_TRACE_ID, s_trace_id, 16) == 0 &&
+        put_id_field(b, (2 << 3) | 2, f->context, CTX_SPAN_ID, s_span_id, 8) == 0 &&
+        put_trace_state(b, f->context) == 0 &&
+        (f->parent == Py_None ||
+         put_id_field(b, (4 << 3) | 2, f->parent, CTX_SPAN_ID, s_span_id, 8) == 0) &&
+        put_string_field(b, (5 << 3) | 2, f->name) == 0 && put_kind(b, f->kind) == 0 &&
+        put_fixed64_field(b, (7 << 3) | 1, f->start) == 0 &&
+        put_fixed64_field(b, (8 << 3) | 1, f->end) == 0 &&
+        put_attributes(b, (9 << 3) | 2, f->attributes, mode) == 0 &&
+        put_uint_field(b, (10 << 3) | 0, f->dropped_attributes, UINT32_MAX) == 0 &&
+        put_events(b, f->events, mode) == 0 &&
+        put_uint_field(b, (12 << 3) | 0, f->dropped_events, UINT32_MAX) == 0 &&
+        put_links(b, f->links, mode) == 0 &&
+        put_uint_field(b, (14 << 3) | 0, f->dropped_links, UINT32_MAX) == 0 &&
+        put_status(b, f->status) == 0 &&
         (!(mode & M_FLAGS) ||
-         (span_flags(parent, &flags) == 0 && put_varint(b, (16 << 3) | 5) == 0 &&
+         (span_flags(f->parent, &flags) == 0 && put_varint(b, (16 << 3) | 5) == 0 &&
           put_fixed32(b, flags) == 0)) &&
         end(b, mark) == 0)
-        rc = 0;
-    Py_DECREF(context);
-    Py_DECREF(parent);
+        return 0;
+    return -1;
+}
+
+static int put_span(Buf *b, PyObject *span, int mode) {
+    SpanFields f = {0};
+    int read = 0;
+    if (lean_type != NULL && (PyObject *)Py_TYPE(span) == lean_type) read = lean_fields(span, &f);
+    if (read == 0) read = sdk_fields(span, &f) == 0 ? 1 : -1;
+    int rc = read == 1 ? put_span_fields(b, &f, mode) : -1;
+    release_fields(&f);
     return rc;
 }
 
@@ -669,7 +754,23 @@ static PyObject *encode_span(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* register(lean_span_type, span_context_type or None): the types read field by field. */
+static PyObject *register_types(PyObject *self, PyObject *args) {
+    PyObject *lean, *context;
+    if (!PyArg_ParseTuple(args, "O!O", &PyType_Type, &lean, &context)) return NULL;
+    if (context != Py_None && !PyType_Check(context)) {
+        PyErr_SetString(PyExc_TypeError, "context type: a type or None");
+        return NULL;
+    }
+    Py_XSETREF(lean_type, Py_NewRef(lean));
+    Py_XSETREF(context_type, context == Py_None ? NULL : Py_NewRef(context));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"register", register_types, METH_VARARGS,
+     "register(lean_span_type, span_context_type or None): read these types' fields "
+     "directly (see the module's comment)."},
     {"encode_span", encode_span, METH_VARARGS,
      "encode_span(span, mode, group) -> bytes: one span, ready for encode's span lists."},
     {"encode", encode, METH_VARARGS,
@@ -718,6 +819,15 @@ PyMODINIT_FUNC PyInit__otlpencode(void) {
     INTERN(s_dropped, "dropped");
     INTERN(s__attributes, "_attributes");
     INTERN(s__dict, "_dict");
+    INTERN(s__context, "_context");
+    INTERN(s__parent, "_parent");
+    INTERN(s__name, "_name");
+    INTERN(s__kind, "_kind");
+    INTERN(s__start_time, "_start_time");
+    INTERN(s__end_time, "_end_time");
+    INTERN(s__events, "_events");
+    INTERN(s__links, "_links");
+    INTERN(s__status, "_status");
     if ((shift64 = PyLong_FromLong(64)) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

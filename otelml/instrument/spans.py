@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSample
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from otelml.instrument import encoder
 from otelml.instrument.batching import EncodingSpanProcessor
 
 _log = logging.getLogger("otelml.instrument.spans")
@@ -290,6 +291,9 @@ class LeanSpan(sdk_trace.Span):
                 self._name = name
                 return
         _log.warning("Tried calling %s on an ended span.", "update_name")
+
+
+encoder.read_fields_of(LeanSpan)
 
 
 class LeanTracer:
