@@ -51,10 +51,10 @@ def read_fields_of(span_type: type) -> None:
     only where its items are checked to be its fields."""
     register = getattr(_otlpencode, "register", None)
     if register is not None:
-        register(span_type, SpanContext if _context_is_its_tuple() else None)
+        register(span_type, SpanContext if context_is_its_tuple() else None)
 
 
-def _context_is_its_tuple() -> bool:
+def context_is_its_tuple() -> bool:
     """Whether a SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags,
     trace_state, is_valid), as the API has always built it."""
     state = TraceState([("k", "v")])

@@ -32,6 +32,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import operator
 import types
 import typing
 from collections import Counter
@@ -46,6 +47,7 @@ from otelml.instrument.attributes import rows_to_columns
 from otelml.instrument.logs import warn_once
 from otelml.instrument.recording import record
 from otelml.instrument.setup import flush
+from otelml.instrument.spans import LeanSpan
 
 _log = logging.getLogger("otelml.instrument.fastapi")
 _warn = warn_once(_log)
@@ -256,6 +258,31 @@ class _Plan:
     def _heads(self) -> dict[tuple[str, str | None], dict[str, Any]]:
         return {}
 
+    def row_keys(self, options: _Options) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """(every attribute key of a one-row inference, the model's name/version values)."""
+        head = self.head(options)
+        keys = self._row_keys.get(id(head))
+        if keys is None:
+            keys = self._row_keys[id(head)] = (
+                (*head, *self.feature_attribute_keys, *self.output_attribute_keys),
+                tuple(head.values()),
+            )
+        return keys
+
+    @functools.cached_property
+    def _row_keys(self) -> dict[int, tuple[tuple[str, ...], tuple[Any, ...]]]:
+        return {}  # by id() of a head, which `_heads` keeps
+
+    @functools.cached_property
+    def read_features(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The top-level feature values of a body model's `__dict__`, as a tuple (in C)."""
+        return _tuple_getter(self.feature_fields)
+
+    @functools.cached_property
+    def read_outputs(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The output values of a response model's `__dict__`, as a tuple (in C)."""
+        return _tuple_getter(self.output_fields)
+
     @functools.cached_property
     def output_keys(self) -> tuple[tuple[str, str], ...]:
         """(field, attribute key) of the outputs."""
@@ -268,6 +295,16 @@ class _Plan:
             )
             for field, output in (self.outputs or {}).items()
         )
+
+
+def _tuple_getter(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """`operator.itemgetter(*fields)` that always gives a tuple (one field: a 1-tuple)."""
+    if len(fields) == 1:
+        (field,) = fields
+        return lambda values: (values[field],)
+    if not fields:
+        return lambda values: ()
+    return operator.itemgetter(*fields)
 
 
 def _plan(route: Any, options: _Options) -> _Plan | None:
@@ -374,6 +411,18 @@ def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: An
         return False
     if not hasattr(type(result), "model_fields") or not span.is_recording():
         return False
+    if type(span) is LeanSpan:
+        keys, head = plan.row_keys(options)
+        try:
+            values = head + plan.read_features(given) + plan.read_outputs(answered)
+        except KeyError:  # a field pydantic did not set: the general path below
+            values = None
+        if (
+            values is not None
+            and _PLAIN.issuperset(map(type, values))
+            and span.add_plain(keys, values)
+        ):
+            return True
     attributes = plan.head(options).copy()
     attributes.update(
         zip(plan.feature_attribute_keys, map(given.get, plan.feature_fields), strict=True)

@@ -28,6 +28,7 @@ or while the SDK's own span metrics are on. A sampled-out span is the SDK's
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Mapping, Sequence
 from time import time_ns
@@ -38,7 +39,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -204,6 +205,26 @@ class LeanSpan(sdk_trace.Span):
             return plain
         return plain if len(own.keys() | plain.keys()) <= limit else None
 
+    def add_plain(self, keys: Sequence[str], values: Sequence[Any]) -> bool:
+        """Store new attributes that the caller knows are plain scalars under non-empty str
+        keys (a recorded inference), if they fit as they are: within the length limit, room
+        for all, none set already. False (nothing stored): use `set_attributes`."""
+        with self._lock:
+            own = self._attributes
+            if self._end_time is not None or type(own) is not dict:
+                return False
+            limits = self._limits
+            length = limits.max_span_attribute_length
+            if length is not None and any(type(v) is str and len(v) > length for v in values):
+                return False
+            limit = limits.max_span_attributes
+            if limit is not None and len(own) + len(keys) > limit:
+                return False
+            if not own.keys().isdisjoint(keys):
+                return False
+            own.update(zip(keys, values, strict=True))
+            return True
+
     def _upgrade(self) -> bool:
         """Switch to the SDK's container (False: the span has ended meanwhile)."""
         with self._lock:
@@ -320,6 +341,8 @@ class LeanTracer:
             "_links": _NO_EVENTS,
         }
         self._decisions = _static_decisions(tracer.sampler)
+        # The SDK's RandomIdGenerator is `random.getrandbits` until the id is valid.
+        self._random_ids = type(tracer.id_generator) is RandomIdGenerator
 
     @classmethod
     def for_provider(
@@ -380,9 +403,14 @@ class LeanTracer:
         parent: SpanContext | None = trace.get_current_span(parent_context).get_span_context()
         if parent is not None and not isinstance(parent, SpanContext):
             raise TypeError("parent_span_context must be a SpanContext or None.")
+        random_ids = self._random_ids
         if parent is None or not parent.is_valid:
             parent = None
-            trace_id = tracer.id_generator.generate_trace_id()
+            trace_id = (
+                _random_id(128, trace.INVALID_TRACE_ID)
+                if random_ids
+                else tracer.id_generator.generate_trace_id()
+            )
         else:
             trace_id = parent.trace_id
         decisions = self._decisions
@@ -402,19 +430,18 @@ class LeanTracer:
         flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if _RANDOM_FLAG:
             random = (
-                tracer.id_generator.is_trace_id_random()
+                (random_ids or tracer.id_generator.is_trace_id_random())
                 if parent is None
                 else parent.trace_flags.random_trace_id
             )
             if random:
                 flags |= _RANDOM_FLAG
-        context = trace.SpanContext(
-            trace_id,
-            tracer.id_generator.generate_span_id(),
-            is_remote=False,
-            trace_flags=_TRACE_FLAGS[flags],
-            trace_state=trace_state,
+        span_id = (
+            _random_id(64, trace.INVALID_SPAN_ID)
+            if random_ids
+            else tracer.id_generator.generate_span_id()
         )
+        context = _span_context(trace_id, span_id, _TRACE_FLAGS[flags], trace_state)
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(context)
         span = LeanSpan.started(
@@ -449,3 +476,24 @@ def _static_decisions(sampler: Any) -> tuple[Decision, ...] | None:
     if not all(type(delegate) is StaticSampler for delegate in delegates):
         return None
     return tuple(delegate._decision for delegate in delegates)
+
+
+def _random_id(bits: int, invalid: int) -> int:
+    """An id as the SDK's `RandomIdGenerator` makes it (the same draws of `random`)."""
+    value = random.getrandbits(bits)
+    while value == invalid:
+        value = random.getrandbits(bits)
+    return value
+
+
+def _span_context(trace_id: int, span_id: int, flags: TraceFlags, state: Any) -> SpanContext:
+    """A local span's `SpanContext(trace_id, span_id, False, flags, state)`, built as its
+    `__new__` builds it (valid ids, by construction here) where that is checked to be so."""
+    if not _CONTEXT_IS_TUPLE:
+        return SpanContext(trace_id, span_id, False, flags, state)
+    if state is None:
+        state = trace.DEFAULT_TRACE_STATE
+    return tuple.__new__(SpanContext, (trace_id, span_id, False, flags, state, True))
+
+
+_CONTEXT_IS_TUPLE = encoder.context_is_its_tuple()
