@@ -223,6 +223,11 @@ class _Plan:
     outputs: dict[str, str] | None  # response field → output (None: all fields)
 
     @functools.cached_property
+    def one_row(self) -> bool:
+        """Whether a request is one row and the response model's fields its outputs."""
+        return self.rows_field is None and self.outputs is not None
+
+    @functools.cached_property
     def feature_keys(self) -> tuple[tuple[str, str], ...]:
         """(field, attribute key) of the top-level features."""
         return tuple((f, semconv.FEATURE_PREFIX + name) for f, name in self.features.items())
@@ -376,6 +381,9 @@ def _wrap(call: Callable[..., Any], plan: _Plan, options: _Options) -> Callable[
 
 def _record(plan: _Plan, options: _Options, body: Any, result: Any) -> None:
     span = trace.get_current_span()
+    if type(span) is LeanSpan and _record_lean_row(plan, options, body, result, span):
+        _stats["recorded"] += 1
+        return
     if not span.is_recording() and span.get_span_context().is_valid:
         _stats["not_sampled"] += 1  # record() would write nothing: do not read the models
         return
@@ -397,6 +405,31 @@ _PLAIN = frozenset({bool, int, float, str})
 _PLAIN_OR_NONE = _PLAIN | {type(None)}
 
 
+#: What a pydantic (v2) model class has: a plain class attribute (`model_fields` is a
+#: property of the class, ~0.4 µs a look).
+_PYDANTIC_FIELDS = "__pydantic_fields__"
+
+
+def _record_lean_row(
+    plan: _Plan, options: _Options, body: Any, result: Any, span: LeanSpan
+) -> bool:
+    """`_record_row` for the server's lean span in fewer steps: one row whose every value is
+    plain (no None), stored in one `add_plain`; False leaves the request to the general
+    path (which writes the same where both apply)."""
+    if not plan.one_row or not hasattr(type(result), _PYDANTIC_FIELDS):
+        return False
+    given = getattr(body, "__dict__", None)
+    answered = getattr(result, "__dict__", None)
+    if type(given) is not dict or type(answered) is not dict:
+        return False
+    keys, head = plan.row_keys(options)
+    try:
+        values = head + plan.read_features(given) + plan.read_outputs(answered)
+    except KeyError:  # a field pydantic did not set
+        return False
+    return _PLAIN.issuperset(map(type, values)) and span.add_plain(keys, values)
+
+
 def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: Any) -> bool:
     """The usual request in one pass: one row of plain values in, a response model of plain
     values out, a recording span with room. Writes what `record()` would write (a None is a
@@ -409,20 +442,8 @@ def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: An
     answered = getattr(result, "__dict__", None)
     if type(given) is not dict or type(answered) is not dict:
         return False
-    if not hasattr(type(result), "model_fields") or not span.is_recording():
+    if not hasattr(type(result), _PYDANTIC_FIELDS) or not span.is_recording():
         return False
-    if type(span) is LeanSpan:
-        keys, head = plan.row_keys(options)
-        try:
-            values = head + plan.read_features(given) + plan.read_outputs(answered)
-        except KeyError:  # a field pydantic did not set: the general path below
-            values = None
-        if (
-            values is not None
-            and _PLAIN.issuperset(map(type, values))
-            and span.add_plain(keys, values)
-        ):
-            return True
     attributes = plan.head(options).copy()
     attributes.update(
         zip(plan.feature_attribute_keys, map(given.get, plan.feature_fields), strict=True)
