@@ -146,7 +146,7 @@ class ServerSpanMiddleware:
             self._lean = LeanTracer.for_provider(provider, _TRACER_NAME, self.version)
         lean = self._lean
         if lean is not None:
-            return lean.start(name, SpanKind.SERVER, parent, attributes)
+            return lean.start(name, SpanKind.SERVER, parent, attributes, owned=True)
         return self.tracer.start_span(
             name, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )

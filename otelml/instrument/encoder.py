@@ -49,9 +49,11 @@ def read_fields_of(span_type: type) -> None:
     API's `SpanContext` field by field instead of through a dozen Python properties per span
     (~8 µs of a model service's request path). The SpanContext is read as the tuple it is
     only where its items are checked to be its fields."""
+    global _lean_type
     register = getattr(_otlpencode, "register", None)
     if register is not None:
         register(span_type, SpanContext if context_is_its_tuple() else None)
+        _lean_type = span_type
 
 
 def context_is_its_tuple() -> bool:
@@ -122,6 +124,8 @@ _scopes: list[tuple[Any, Any]] = []
 _scope_keys: dict[tuple[int, int], int] = {}
 _scopes_lock = threading.Lock()
 _last_scope: tuple[Any, Any, int] = (None, None, -1)
+#: The span type whose fields are read directly (`read_fields_of`).
+_lean_type: type | None = None
 #: Distinct (resource, scope) pairs kept; spans of further ones are left to `encode_spans`.
 MAX_SCOPES = 1024
 
@@ -134,7 +138,10 @@ def encode_span(span: ReadableSpan) -> bytes | None:
     mode = native_mode()
     if mode is None:
         return None
-    resource, scope = span.resource, span.instrumentation_scope or None
+    if type(span) is _lean_type:  # its properties' fields, without the calls
+        resource, scope = span._resource, span._instrumentation_scope or None
+    else:
+        resource, scope = span.resource, span.instrumentation_scope or None
     last = _last_scope
     if last[0] is resource and last[1] is scope:
         key = last[2]

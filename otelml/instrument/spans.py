@@ -58,6 +58,7 @@ _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
 )
 _NO_EVENTS: tuple[Any, ...] = ()
+_EMPTY: dict[str, Any] = {}
 _SEQUENCES = frozenset({list, tuple})
 #: `_plain`'s answer for a value only the SDK's own cleaning may store.
 _NOT_PLAIN: Any = object()
@@ -108,9 +109,11 @@ class LeanSpan(sdk_trace.Span):
         parent: trace.SpanContext | None,
         kind: SpanKind,
         start_time: int,
+        attributes: dict[str, Any],
     ) -> LeanSpan:
         """A started span: every field the SDK's inherited methods read (the SDK's __init__
-        is what we skip), those of its tracer from `shared` (`LeanTracer.shared_fields`)."""
+        is what we skip), those of its tracer from `shared` (`LeanTracer.shared_fields`);
+        `attributes` (plain, see `_all_plain`) become its own."""
         span: LeanSpan = object.__new__(cls)
         fields = span.__dict__
         fields.update(shared)
@@ -120,7 +123,7 @@ class LeanSpan(sdk_trace.Span):
         fields["_kind"] = kind
         fields["_lock"] = threading.Lock()
         fields["_start_time"] = start_time
-        fields["_attributes"] = {}  # a plain dict until a value is not plain
+        fields["_attributes"] = attributes  # a plain dict until a value is not plain
         return span
 
     # --- attributes: the plain dict while it is exact, the SDK's BoundedAttributes after --
@@ -170,7 +173,7 @@ class LeanSpan(sdk_trace.Span):
                 _log.warning("Setting attribute on ended span.")
                 return
             own = self._attributes
-            plain = self._all_plain(own, attributes) if type(own) is dict else None
+            plain = _all_plain(self._limits, own, attributes) if type(own) is dict else None
             if plain is not None:
                 # The SDK deletes a rewritten key and appends it: the same order results.
                 if not own.keys().isdisjoint(plain):
@@ -180,30 +183,6 @@ class LeanSpan(sdk_trace.Span):
                 return
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
-
-    def _all_plain(
-        self, own: dict[str, Any], attributes: Mapping[str, Any]
-    ) -> Mapping[str, Any] | None:
-        """The items as the SDK would store them (sequences as tuples), or None where one is
-        not plain or they do not all fit: non-empty str keys, plain values within the length
-        limit, room for all. Scalars only (the usual case) are checked over the items in C."""
-        if not _STR.issuperset(map(type, attributes)) or "" in attributes:
-            return None
-        length = self._limits.max_span_attribute_length
-        plain: Mapping[str, Any] = attributes
-        if not _PLAIN.issuperset(map(type, attributes.values())):
-            items = {key: _plain(value, length) for key, value in attributes.items()}
-            if _NOT_PLAIN in items.values():
-                return None
-            plain = items
-        elif length is not None and any(
-            len(value) > length for value in attributes.values() if type(value) is str
-        ):
-            return None
-        limit = self._limits.max_span_attributes
-        if limit is None or len(own) + len(plain) <= limit:
-            return plain
-        return plain if len(own.keys() | plain.keys()) <= limit else None
 
     def add_plain(self, keys: Sequence[str], values: Sequence[Any]) -> bool:
         """Store new attributes that the caller knows are plain scalars under non-empty str
@@ -278,7 +257,7 @@ class LeanSpan(sdk_trace.Span):
         one step under one lock: what a server span does last."""
         with self._lock:
             own = self._attributes
-            plain = self._all_plain(own, attributes) if type(own) is dict else None
+            plain = _all_plain(self._limits, own, attributes) if type(own) is dict else None
             done = self._end_time is None and plain is not None
             if done and plain is not None:
                 if name is not None:
@@ -304,7 +283,12 @@ class LeanSpan(sdk_trace.Span):
         # No `_on_ending`: the processors a lean span starts under do nothing there. They get
         # the span itself, not a ReadableSpan copy as the SDK makes: a lean span is one, and
         # refuses every change once ended.
-        self._span_processor.on_end(self)
+        processor = self._span_processor
+        processors = getattr(processor, "_span_processors", None)
+        if type(processors) is tuple and len(processors) == 1:
+            processors[0].on_end(self)  # what the multi-processor's on_end does, one call less
+        else:
+            processor.on_end(self)
 
     def update_name(self, name: str) -> None:
         with self._lock:
@@ -312,6 +296,31 @@ class LeanSpan(sdk_trace.Span):
                 self._name = name
                 return
         _log.warning("Tried calling %s on an ended span.", "update_name")
+
+
+def _all_plain(
+    limits: Any, own: dict[str, Any], attributes: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """The items as the SDK would store them (sequences as tuples), or None where one is
+    not plain or they do not all fit: non-empty str keys, plain values within the length
+    limit, room for all. Scalars only (the usual case) are checked over the items in C."""
+    if not _STR.issuperset(map(type, attributes)) or "" in attributes:
+        return None
+    length = limits.max_span_attribute_length
+    plain: Mapping[str, Any] = attributes
+    if not _PLAIN.issuperset(map(type, attributes.values())):
+        items = {key: _plain(value, length) for key, value in attributes.items()}
+        if _NOT_PLAIN in items.values():
+            return None
+        plain = items
+    elif length is not None and any(
+        len(value) > length for value in attributes.values() if type(value) is str
+    ):
+        return None
+    limit = limits.max_span_attributes
+    if limit is None or len(own) + len(plain) <= limit:
+        return plain
+    return plain if len(own.keys() | plain.keys()) <= limit else None
 
 
 encoder.read_fields_of(LeanSpan)
@@ -392,9 +401,11 @@ class LeanTracer:
         attributes: Mapping[str, Any] | None = None,
         start_time: int | None = None,
         links: Sequence[trace.Link] | None = None,
+        owned: bool = False,
     ) -> trace.Span:
         """A started span, as `Tracer.start_span(name, parent_context, kind, attributes,
-        links, start_time)` would return it: lean where safe, the SDK's otherwise."""
+        links, start_time)` would return it: lean where safe, the SDK's otherwise.
+        `owned`: `attributes` is a dict the caller gives away (the span may keep it)."""
         tracer = self.tracer
         if links or not self.safe():
             return tracer.start_span(  # type: ignore[no-any-return]
@@ -444,6 +455,10 @@ class LeanTracer:
         context = _span_context(trace_id, span_id, _TRACE_FLAGS[flags], trace_state)
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(context)
+        # The sampler's attributes, as they are where they are plain and the caller gave
+        # the dict away (`owned`), else stored as `set_attributes` stores them.
+        plain = _EMPTY if not extra else _all_plain(self.shared_fields["_limits"], {}, extra)
+        adopt = owned and plain is attributes and type(plain) is dict
         span = LeanSpan.started(
             self.shared_fields,
             name,
@@ -451,8 +466,9 @@ class LeanTracer:
             parent,
             kind,
             start_time if start_time is not None else time_ns(),
+            plain if adopt else {},  # type: ignore[arg-type]
         )
-        if extra:
+        if extra and not adopt:
             span.set_attributes(extra)
         return span
 
