@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-quick test-stack lint typecheck bench bench-nannyml prometheus chromium app-venvs bentoml-venvs clean
 
 # The C scanner is built by the install: rebuild when it changes.
-$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c otelml/instrument/_otlpencode.c
+$(STAMP): pyproject.toml setup.py otelml/gateway/decode/_otlpscan.c otelml/instrument/_otlpencode.c otelml/instrument/_leanattrs.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[gateway,test]'

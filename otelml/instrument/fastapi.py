@@ -32,7 +32,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import operator
 import types
 import typing
 from collections import Counter
@@ -279,16 +278,6 @@ class _Plan:
         return {}  # by id() of a head, which `_heads` keeps
 
     @functools.cached_property
-    def read_features(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """The top-level feature values of a body model's `__dict__`, as a tuple (in C)."""
-        return _tuple_getter(self.feature_fields)
-
-    @functools.cached_property
-    def read_outputs(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-        """The output values of a response model's `__dict__`, as a tuple (in C)."""
-        return _tuple_getter(self.output_fields)
-
-    @functools.cached_property
     def output_keys(self) -> tuple[tuple[str, str], ...]:
         """(field, attribute key) of the outputs."""
         return tuple(
@@ -300,16 +289,6 @@ class _Plan:
             )
             for field, output in (self.outputs or {}).items()
         )
-
-
-def _tuple_getter(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """`operator.itemgetter(*fields)` that always gives a tuple (one field: a 1-tuple)."""
-    if len(fields) == 1:
-        (field,) = fields
-        return lambda values: (values[field],)
-    if not fields:
-        return lambda values: ()
-    return operator.itemgetter(*fields)
 
 
 def _plan(route: Any, options: _Options) -> _Plan | None:
@@ -423,11 +402,7 @@ def _record_lean_row(
     if type(given) is not dict or type(answered) is not dict:
         return False
     keys, head = plan.row_keys(options)
-    try:
-        values = head + plan.read_features(given) + plan.read_outputs(answered)
-    except KeyError:  # a field pydantic did not set
-        return False
-    return _PLAIN.issuperset(map(type, values)) and span.add_plain(keys, values)
+    return span.add_row(keys, head, given, plan.feature_fields, answered, plan.output_fields)
 
 
 def _record_row(plan: _Plan, options: _Options, body: Any, result: Any, span: Any) -> bool:

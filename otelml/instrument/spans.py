@@ -45,6 +45,11 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otelml.instrument import encoder
+
+try:
+    from otelml.instrument import _leanattrs  # type: ignore[attr-defined]
+except ImportError:  # built without a C compiler: the same checks in Python
+    _leanattrs = None
 from otelml.instrument.batching import EncodingSpanProcessor
 
 _log = logging.getLogger("otelml.instrument.spans")
@@ -184,19 +189,51 @@ class LeanSpan(sdk_trace.Span):
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
 
-    def add_plain(self, keys: Sequence[str], values: Sequence[Any]) -> bool:
-        """Store new attributes that the caller knows are plain scalars under non-empty str
-        keys (a recorded inference), if they fit as they are: within the length limit, room
-        for all, none set already. False (nothing stored): use `set_attributes`."""
+    def add_row(
+        self,
+        keys: tuple[str, ...],
+        head: tuple[Any, ...],
+        given: dict[str, Any],
+        fields: tuple[str, ...],
+        answered: dict[str, Any],
+        outputs: tuple[str, ...],
+    ) -> bool:
+        """Store one recorded inference — `head`, then `given`'s `fields`, then `answered`'s
+        `outputs` (models' `__dict__`s) under `keys` — if it fits as it is: every value there
+        and plain, no key set already, within the limits. False (nothing stored): use
+        `set_attributes`."""
         with self._lock:
             own = self._attributes
             if self._end_time is not None or type(own) is not dict:
                 return False
             limits = self._limits
-            length = limits.max_span_attribute_length
-            if length is not None and any(type(v) is str and len(v) > length for v in values):
+            limit, length = limits.max_span_attributes, limits.max_span_attribute_length
+            if _leanattrs is not None:
+                return bool(
+                    _leanattrs.add_row(
+                        own,
+                        keys,
+                        head,
+                        given,
+                        fields,
+                        answered,
+                        outputs,
+                        -1 if limit is None else limit,
+                        -1 if length is None else length,
+                    )
+                )
+            try:
+                values = (
+                    *head,
+                    *map(given.__getitem__, fields),
+                    *map(answered.__getitem__, outputs),
+                )
+            except KeyError:
                 return False
-            limit = limits.max_span_attributes
+            if not _PLAIN.issuperset(map(type, values)) or (
+                length is not None and any(type(v) is str and len(v) > length for v in values)
+            ):
+                return False
             if limit is not None and len(own) + len(keys) > limit:
                 return False
             if not own.keys().isdisjoint(keys):
@@ -304,11 +341,17 @@ def _all_plain(
     """The items as the SDK would store them (sequences as tuples), or None where one is
     not plain or they do not all fit: non-empty str keys, plain values within the length
     limit, room for all. Scalars only (the usual case) are checked over the items in C."""
-    if not _STR.issuperset(map(type, attributes)) or "" in attributes:
-        return None
     length = limits.max_span_attribute_length
     plain: Mapping[str, Any] = attributes
-    if not _PLAIN.issuperset(map(type, attributes.values())):
+    if (
+        _leanattrs is not None
+        and type(attributes) is dict
+        and _leanattrs.plain_scalars(attributes, -1 if length is None else length)
+    ):
+        pass  # checked in C: plain as they are
+    elif not _STR.issuperset(map(type, attributes)) or "" in attributes:
+        return None
+    elif not _PLAIN.issuperset(map(type, attributes.values())):
         items = {key: _plain(value, length) for key, value in attributes.items()}
         if _NOT_PLAIN in items.values():
             return None
