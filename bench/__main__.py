@@ -123,17 +123,24 @@ def main() -> None:
     print(
         "\napp side: FastAPI + scikit-learn, (a) bare, (b) OpenTelemetry, (c) otelml, 20 features"
     )
-    for model in ("linear", "gbdt"):
-        print("  " + app_overhead.report(model, app_overhead.run(model)))
-    print("  targets: (c)/(a) ≥ 0.85, server CPU per request (c)/(a) ≤ 1.2")
+    app_side()
     print("\n" + bentoml_overhead.report(bentoml_overhead.run()))
 
     print()
     print(locust_capacity.report(locust_capacity.run()))
 
 
+def app_side() -> None:
+    for model in ("linear", "gbdt"):
+        print("  " + app_overhead.report(model, app_overhead.run(model)))
+    print("  targets: (c)/(a) ≥ 0.85, server CPU per request (c)/(a) ≤ 1.2")
+
+
 #: Sub-benches that run on their own: `python -m bench NAME`.
 ALONE = {
+    "app": app_side,
+    "app-bentoml": lambda: print(bentoml_overhead.report(bentoml_overhead.run())),
+    "proxy": proxy.main,
     "locust": lambda: print(locust_capacity.report(locust_capacity.run())),
     "ui": lambda: print(ui.report(ui.run())),
     "app-parts": lambda: print(app_parts.report(app_parts.run())),

@@ -289,9 +289,11 @@ class LeanSpan(sdk_trace.Span):
             self._end_time = end_time if end_time is not None else time_ns()
         self._ended()
 
-    def finish(self, name: str | None, attributes: Mapping[str, Any]) -> None:
-        """`update_name(name)` (unless None), `set_attributes(attributes)` and `end()` in
-        one step under one lock: what a server span does last."""
+    def finish(
+        self, name: str | None, attributes: Mapping[str, Any], end_time: int | None = None
+    ) -> None:
+        """`update_name(name)` (unless None), `set_attributes(attributes)` and
+        `end(end_time)` in one step under one lock: what a server span does last."""
         with self._lock:
             own = self._attributes
             plain = _all_plain(self._limits, own, attributes) if type(own) is dict else None
@@ -303,14 +305,14 @@ class LeanSpan(sdk_trace.Span):
                     for key in own.keys() & plain.keys():
                         del own[key]
                 own.update(plain)
-                self._end_time = time_ns()
+                self._end_time = end_time if end_time is not None else time_ns()
         if done:
             self._ended()
             return
         if name is not None:  # the general path, with its warnings and the SDK's container
             self.update_name(name)
         self.set_attributes(attributes)
-        self.end()
+        self.end(end_time)
 
     def _ended(self) -> None:
         if type(self._attributes) is not dict:

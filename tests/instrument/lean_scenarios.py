@@ -18,7 +18,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -145,6 +151,41 @@ def operations(made: Any, start: Start) -> list[Any]:
     return [*spans, arrays]  # and whether arrays of one plain type kept the span plain
 
 
+def server_request(made: Any, start: Start) -> list[Any]:
+    """The server middleware's and the FastAPI recording's own steps (a lean span's `start`
+    with attributes given away, `add_row`, `finish`; the SDK's span: the calls they stand
+    for), with children under local parents, sampled and not."""
+    lean = isinstance(getattr(start, "__self__", None), LeanTracer)
+    attributes = {"http.method": "POST", "http.target": "/p", "net.peer.port": 5}
+    if lean:
+        server = start("POST", SpanKind.SERVER, parent_of(REMOTE), attributes, T0, owned=True)
+    else:
+        server = start("POST", SpanKind.SERVER, parent_of(REMOTE), attributes, T0)
+    keys = ("ml.model.name", "ml.feature.a", "ml.feature.b", "ml.prediction")
+    given, answered = {"a": 0.5, "b": "x", "ignored": 1}, {"p": True}
+    if isinstance(server, LeanSpan):
+        stored = server.add_row(keys, ("m",), given, ("a", "b"), answered, ("p",))
+        refused = server.add_row(keys, ("m",), given, ("a", "b"), answered, ("p",))  # set
+    else:
+        server.set_attributes(dict(zip(keys, ("m", 0.5, "x", True), strict=True)))
+        stored, refused = True, False
+    local = trace.set_span_in_context(server)
+    child = start("child", SpanKind.INTERNAL, local, {"c": 1}, T0 + 1)
+    child.end(T0 + 2)
+    unsampled_local = SpanContext(0x99, 0x77, is_remote=False, trace_flags=TraceFlags(0))
+    unsampled = trace.set_span_in_context(NonRecordingSpan(unsampled_local))
+    dropped = start("child of an unsampled local", SpanKind.INTERNAL, unsampled, None, T0 + 3)
+    dropped.end(T0 + 4)
+    late = {"http.route": "/p", "http.status_code": 200}
+    if isinstance(server, LeanSpan):
+        server.finish("POST /p", late, T0 + 9)
+    else:
+        server.update_name("POST /p")
+        server.set_attributes(late)
+        server.end(T0 + 9)
+    return [server, child, dropped, stored, refused]
+
+
 def limited(made: Any, start: Start) -> list[Any]:
     """Past the count and length limits: what is kept, evicted, cut and counted."""
     span = start("limits", SpanKind.SERVER, None, {"first": "abcdefgh", "second": 2}, T0)
@@ -186,6 +227,8 @@ def run_pair(scenario: Callable[[Any, Start], list[Any]], **options: Any) -> dic
             "dropped": [s.dropped_attributes for s in finished],
             # the attribute containers the scenario looked at (lean spans only)
             "containers": [s for s in started if isinstance(s, str)],
+            # what the scenario's calls answered (add_row: stored or not)
+            "answers": [s for s in started if isinstance(s, bool)],
         }
     return out
 
@@ -196,6 +239,10 @@ def compare() -> dict[str, Any]:
         "default": run_pair(operations),
         "ratio_0": run_pair(operations, sampler=ParentBased(TraceIdRatioBased(0.0))),
         "ratio_1": run_pair(operations, sampler=ParentBased(TraceIdRatioBased(1.0))),
+        "server": run_pair(server_request),
+        "server_always_on": run_pair(server_request, sampler=ALWAYS_ON),
+        "server_always_off": run_pair(server_request, sampler=ALWAYS_OFF),
+        "server_parent_off": run_pair(server_request, sampler=ParentBased(ALWAYS_OFF)),
         "limits": run_pair(
             limited,
             limits=SpanLimits(

@@ -93,7 +93,7 @@ def test_the_same_on_the_sdk_floor() -> None:
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    for name in ("default", "ratio_0", "ratio_1", "limits"):
+    for name in ("default", "ratio_0", "ratio_1", "limits", "server", "server_parent_off"):
         assert_same(result[name])
     # SDK 1.20 counts only evictions (4), not the keys and values it rejects: as its spans do
     assert result["limits"]["lean"]["dropped"] == result["limits"]["sdk"]["dropped"] == [4, 0]
@@ -167,3 +167,23 @@ def test_ended_lean_spans_are_readable_spans_the_exporter_gets_once() -> None:
         tracer.start("x", parent_context=lean_scenarios.parent_of(lean_scenarios.UNSAMPLED_REMOTE)),
         NonRecordingSpan,
     )
+
+
+def test_the_server_steps_are_the_sdk_s_under_every_static_sampler(
+    compared: dict[str, Any],
+) -> None:
+    """`start` with attributes given away, `add_row`, `finish` and children of local parents,
+    under the SDK's static samplers (decided without calling them) and the default."""
+    for name in ("server", "server_always_on", "server_always_off", "server_parent_off"):
+        assert_same(compared[name])
+    server = compared["server"]["lean"]
+    assert server["types"][:3] == ["LeanSpan", "LeanSpan", "NonRecordingSpan"]
+    assert server["answers"] == [True, False]  # add_row: stored, then refused (keys set)
+    assert compared["server_always_off"]["lean"]["types"][:3] == ["NonRecordingSpan"] * 3
+    # parent-based, root always off: the sampled remote parent's child and its local child
+    # are kept, the unsampled local parent's child is not
+    assert compared["server_parent_off"]["lean"]["types"][:3] == [
+        "LeanSpan",
+        "LeanSpan",
+        "NonRecordingSpan",
+    ]
