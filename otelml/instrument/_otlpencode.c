@@ -548,46 +548,47 @@ static void release_fields(SpanFields *f) {
     for (int i = 0; i < SPAN_FIELDS; i++) Py_CLEAR(all[i]);
 }
 
-/* A registered lean span's fields from its __dict__: 1 when read, 0 when it holds anything
- * the SDK's properties would turn into something else (then `sdk_fields` reads it), -1 on
- * error. Its properties return these same fields: the dict while every attribute is plain
- * (no drops), the shared empty tuple until the first event or link (none dropped). */
+/* A registered lean span's fields, from its __dict__ or (fields it has not set) its class:
+ * 1 when read, 0 when it holds anything the SDK's properties would turn into something else
+ * (then `sdk_fields` reads it), -1 on error. Its properties return these same fields: the
+ * dict while every attribute is plain (no drops), the shared empty tuple until the first
+ * event or link (none dropped). */
 static int lean_fields(PyObject *span, SpanFields *f) {
     PyObject *dict = PyObject_GenericGetDict(span, NULL);
     if (dict == NULL) return -1;
     PyObject *names[] = {s__context, s__parent, s__name, s__kind, s__start_time, s__end_time,
                          s__attributes, s__events, s__links, s__status};
-    PyObject *got[10];
+    PyObject *got[10] = {NULL};
     int rc = 1;
     for (int i = 0; i < 10 && rc == 1; i++) {
-        got[i] = PyDict_GetItemWithError(dict, names[i]);
-        if (got[i] == NULL) rc = PyErr_Occurred() ? -1 : 0;
+        got[i] = Py_XNewRef(PyDict_GetItemWithError(dict, names[i]));
+        if (got[i] == NULL && !PyErr_Occurred()) got[i] = PyObject_GetAttr(span, names[i]);
+        if (got[i] == NULL) rc = -1;
     }
+    Py_DECREF(dict);
     if (rc == 1 && (!PyDict_CheckExact(got[6]) || !PyTuple_CheckExact(got[7]) ||
                     PyTuple_GET_SIZE(got[7]) != 0 || !PyTuple_CheckExact(got[8]) ||
                     PyTuple_GET_SIZE(got[8]) != 0))
         rc = 0;
+    PyObject *zero = rc == 1 ? PyLong_FromLong(0) : NULL;
+    if (rc == 1 && zero == NULL) rc = -1;
     if (rc == 1) {
-        PyObject *zero = PyLong_FromLong(0);
-        if (zero == NULL) {
-            rc = -1;
-        } else {
-            f->context = Py_NewRef(got[0]);
-            f->parent = Py_NewRef(got[1]);
-            f->name = Py_NewRef(got[2]);
-            f->kind = Py_NewRef(got[3]);
-            f->start = Py_NewRef(got[4]);
-            f->end = Py_NewRef(got[5]);
-            f->attributes = Py_NewRef(got[6]);
-            f->events = Py_NewRef(got[7]);
-            f->links = Py_NewRef(got[8]);
-            f->status = Py_NewRef(got[9]);
-            f->dropped_attributes = Py_NewRef(zero);
-            f->dropped_events = Py_NewRef(zero);
-            f->dropped_links = zero;
-        }
+        f->context = got[0];
+        f->parent = got[1];
+        f->name = got[2];
+        f->kind = got[3];
+        f->start = got[4];
+        f->end = got[5];
+        f->attributes = got[6];
+        f->events = got[7];
+        f->links = got[8];
+        f->status = got[9];
+        f->dropped_attributes = Py_NewRef(zero);
+        f->dropped_events = Py_NewRef(zero);
+        f->dropped_links = zero;
+        return 1;
     }
-    Py_DECREF(dict);
+    for (int i = 0; i < 10; i++) Py_XDECREF(got[i]);
     return rc;
 }
 

@@ -102,8 +102,15 @@ class LeanSpan(sdk_trace.Span):
 
     # A plain dict while every value is plain, else the SDK's containers.
     _attributes: Any
-    _events: Any
-    _links: Any
+    _events: Any = _NO_EVENTS  # the SDK's BoundedList from the first event on
+    _links: Any = _NO_EVENTS
+    # Fields every span starts with (read from the class until one is set on the span).
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    _record_end_metrics = None  # SDK span metrics are off (`LeanTracer.safe`)
+    _end_time: int | None = None
+    _status = _UNSET  # shared, as the SDK's ReadableSpan default is
 
     @classmethod
     def started(
@@ -117,7 +124,8 @@ class LeanSpan(sdk_trace.Span):
         attributes: dict[str, Any],
     ) -> LeanSpan:
         """A started span: every field the SDK's inherited methods read (the SDK's __init__
-        is what we skip), those of its tracer from `shared` (`LeanTracer.shared_fields`);
+        is what we skip): the class's defaults, its tracer's from `shared`
+        (`LeanTracer.shared_fields`), its own;
         `attributes` (plain, see `_all_plain`) become its own."""
         span: LeanSpan = object.__new__(cls)
         fields = span.__dict__
@@ -385,14 +393,6 @@ class LeanTracer:
             "_limits": tracer._span_limits,
             "_sampler": tracer.sampler,
             "_span_processor": tracer.span_processor,
-            "_trace_config": None,
-            "_record_exception": True,
-            "_set_status_on_exception": True,
-            "_record_end_metrics": None,  # SDK span metrics are off (`safe`)
-            "_end_time": None,
-            "_status": _UNSET,  # shared, as the SDK's ReadableSpan default is
-            "_events": _NO_EVENTS,
-            "_links": _NO_EVENTS,
         }
         self._decisions = _static_decisions(tracer.sampler)
         # The SDK's RandomIdGenerator is `random.getrandbits` until the id is valid.
