@@ -56,6 +56,7 @@ def read_fields_of(span_type: type) -> None:
         _lean_type = span_type
 
 
+@functools.cache
 def context_is_its_tuple() -> bool:
     """Whether a SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags,
     trace_state, is_valid), as the API has always built it."""

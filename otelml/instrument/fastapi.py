@@ -393,7 +393,7 @@ def _record_lean_row(
     plan: _Plan, options: _Options, body: Any, result: Any, span: LeanSpan
 ) -> bool:
     """`_record_row` for the server's lean span in fewer steps: one row whose every value is
-    plain (no None), stored in one `add_plain`; False leaves the request to the general
+    plain (no None), stored in one `LeanSpan.add_row`; False leaves the request to the general
     path (which writes the same where both apply)."""
     if not plan.one_row or not hasattr(type(result), _PYDANTIC_FIELDS):
         return False

@@ -63,7 +63,6 @@ _RANDOM_FLAG = (
     getattr(TraceFlags, "RANDOM_TRACE_ID", 0) if hasattr(IdGenerator, "is_trace_id_random") else 0
 )
 _NO_EVENTS: tuple[Any, ...] = ()
-_EMPTY: dict[str, Any] = {}
 _SEQUENCES = frozenset({list, tuple})
 #: `_plain`'s answer for a value only the SDK's own cleaning may store.
 _NOT_PLAIN: Any = object()
@@ -123,10 +122,10 @@ class LeanSpan(sdk_trace.Span):
         start_time: int,
         attributes: dict[str, Any],
     ) -> LeanSpan:
-        """A started span: every field the SDK's inherited methods read (the SDK's __init__
-        is what we skip): the class's defaults, its tracer's from `shared`
-        (`LeanTracer.shared_fields`), its own;
-        `attributes` (plain, see `_all_plain`) become its own."""
+        """A started span with every field the SDK's inherited methods read (the SDK's
+        __init__ is what we skip): the class's defaults, its tracer's from `shared`
+        (`LeanTracer.shared_fields`) and its own; `attributes` (plain, see `_all_plain`)
+        become its attribute dict."""
         span: LeanSpan = object.__new__(cls)
         fields = span.__dict__
         fields.update(shared)
@@ -188,11 +187,7 @@ class LeanSpan(sdk_trace.Span):
             own = self._attributes
             plain = _all_plain(self._limits, own, attributes) if type(own) is dict else None
             if plain is not None:
-                # The SDK deletes a rewritten key and appends it: the same order results.
-                if not own.keys().isdisjoint(plain):
-                    for key in own.keys() & plain.keys():
-                        del own[key]
-                own.update(plain)
+                _merge(own, plain)
                 return
         if self._upgrade():
             sdk_trace.Span.set_attributes(self, attributes)
@@ -302,17 +297,15 @@ class LeanSpan(sdk_trace.Span):
     ) -> None:
         """`update_name(name)` (unless None), `set_attributes(attributes)` and
         `end(end_time)` in one step under one lock: what a server span does last."""
+        done = False
         with self._lock:
             own = self._attributes
             plain = _all_plain(self._limits, own, attributes) if type(own) is dict else None
-            done = self._end_time is None and plain is not None
-            if done and plain is not None:
+            if plain is not None and self._end_time is None:
+                done = True
                 if name is not None:
                     self._name = name
-                if not own.keys().isdisjoint(plain):
-                    for key in own.keys() & plain.keys():
-                        del own[key]
-                own.update(plain)
+                _merge(own, plain)
                 self._end_time = end_time if end_time is not None else time_ns()
         if done:
             self._ended()
@@ -345,6 +338,14 @@ class LeanSpan(sdk_trace.Span):
         _log.warning("Tried calling %s on an ended span.", "update_name")
 
 
+def _merge(own: dict[str, Any], plain: Mapping[str, Any]) -> None:
+    """`plain` into `own` in the SDK's order: it deletes a rewritten key and appends it."""
+    if not own.keys().isdisjoint(plain):
+        for key in own.keys() & plain.keys():
+            del own[key]
+    own.update(plain)
+
+
 def _all_plain(
     limits: Any, own: dict[str, Any], attributes: Mapping[str, Any]
 ) -> Mapping[str, Any] | None:
@@ -353,23 +354,23 @@ def _all_plain(
     limit, room for all. Scalars only (the usual case) are checked over the items in C."""
     length = limits.max_span_attribute_length
     plain: Mapping[str, Any] = attributes
-    if (
+    scalars_in_c = (
         _leanattrs is not None
         and type(attributes) is dict
         and _leanattrs.plain_scalars(attributes, -1 if length is None else length)
-    ):
-        pass  # checked in C: plain as they are
-    elif not _STR.issuperset(map(type, attributes)) or "" in attributes:
-        return None
-    elif not _PLAIN.issuperset(map(type, attributes.values())):
-        items = {key: _plain(value, length) for key, value in attributes.items()}
-        if _NOT_PLAIN in items.values():
+    )
+    if not scalars_in_c:  # sequences, other mappings, or what C refused: judged in Python
+        if not _STR.issuperset(map(type, attributes)) or "" in attributes:
             return None
-        plain = items
-    elif length is not None and any(
-        len(value) > length for value in attributes.values() if type(value) is str
-    ):
-        return None
+        if not _PLAIN.issuperset(map(type, attributes.values())):
+            items = {key: _plain(value, length) for key, value in attributes.items()}
+            if _NOT_PLAIN in items.values():
+                return None
+            plain = items
+        elif length is not None and any(
+            len(value) > length for value in attributes.values() if type(value) is str
+        ):
+            return None
     limit = limits.max_span_attributes
     if limit is None or len(own) + len(plain) <= limit:
         return plain
@@ -485,12 +486,12 @@ class LeanTracer:
             decision, trace_state, extra = result.decision, result.trace_state, result.attributes
         flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
         if _RANDOM_FLAG:
-            random = (
+            random_trace_id = (
                 (random_ids or tracer.id_generator.is_trace_id_random())
                 if parent is None
                 else parent.trace_flags.random_trace_id
             )
-            if random:
+            if random_trace_id:
                 flags |= _RANDOM_FLAG
         span_id = (
             _random_id(64, trace.INVALID_SPAN_ID)
@@ -500,10 +501,14 @@ class LeanTracer:
         context = _span_context(trace_id, span_id, _TRACE_FLAGS[flags], trace_state)
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(context)
-        # The sampler's attributes, as they are where they are plain and the caller gave
-        # the dict away (`owned`), else stored as `set_attributes` stores them.
-        plain = _EMPTY if not extra else _all_plain(self.shared_fields["_limits"], {}, extra)
-        adopt = owned and plain is attributes and type(plain) is dict
+        # The caller's dict becomes the span's where it gave it away (`owned`), the sampler
+        # kept it and it is plain as it is; else it is stored as `set_attributes` stores it.
+        adopt = (
+            owned
+            and extra is attributes
+            and type(attributes) is dict
+            and _all_plain(self.shared_fields["_limits"], {}, attributes) is attributes
+        )
         span = LeanSpan.started(
             self.shared_fields,
             name,
@@ -511,7 +516,7 @@ class LeanTracer:
             parent,
             kind,
             start_time if start_time is not None else time_ns(),
-            plain if adopt else {},  # type: ignore[arg-type]
+            attributes if adopt else {},  # type: ignore[arg-type]
         )
         if extra and not adopt:
             span.set_attributes(extra)
