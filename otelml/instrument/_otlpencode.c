@@ -337,13 +337,19 @@ static int put_attributes(Buf *b, uint32_t tag, PyObject *mapping, int mode) {
     return rc;
 }
 
-static int put_attr_attributes(Buf *b, uint32_t tag, PyObject *owner, int mode) {
-    /* ReadableSpan.attributes wraps `_attributes` in a mappingproxy: read what it wraps. */
+/* An owner's attributes (new reference): ReadableSpan.attributes wraps `_attributes` in a
+ * mappingproxy, so what it wraps where there is one, else `.attributes`. */
+static PyObject *attributes_of(PyObject *owner) {
     PyObject *attributes = PyObject_GetAttr(owner, s__attributes);
     if (attributes == NULL) {
         PyErr_Clear();
         attributes = PyObject_GetAttr(owner, s_attributes);
     }
+    return attributes;
+}
+
+static int put_attr_attributes(Buf *b, uint32_t tag, PyObject *owner, int mode) {
+    PyObject *attributes = attributes_of(owner);
     if (attributes == NULL) return -1;
     int rc = put_attributes(b, tag, attributes, mode);
     Py_DECREF(attributes);
@@ -594,13 +600,7 @@ static int lean_fields(PyObject *span, SpanFields *f) {
 
 /* Any ReadableSpan's fields, through its public properties. */
 static int sdk_fields(PyObject *span, SpanFields *f) {
-    /* ReadableSpan.attributes wraps `_attributes` in a mappingproxy: read what it wraps. */
-    f->attributes = PyObject_GetAttr(span, s__attributes);
-    if (f->attributes == NULL) {
-        PyErr_Clear();
-        f->attributes = PyObject_GetAttr(span, s_attributes);
-    }
-    if (f->attributes == NULL ||
+    if ((f->attributes = attributes_of(span)) == NULL ||
         (f->context = PyObject_CallMethodNoArgs(span, s_get_span_context)) == NULL ||
         (f->parent = PyObject_GetAttr(span, s_parent)) == NULL ||
         (f->name = PyObject_GetAttr(span, s_name)) == NULL ||
