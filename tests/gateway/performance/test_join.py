@@ -132,21 +132,29 @@ def test_ttl_and_capacity_evict_and_count(monkeypatch: pytest.MonkeyPatch) -> No
     assert len(tracker.pending) == 1
 
 
-def test_post_ground_truth_json_and_exposition() -> None:
-    config = loopback_config(
-        models=[{"name": "clf", "version": "2", "ground_truth": {"ttl": "1h"}}]
+def _ground_truth_gateway() -> Any:
+    """A loopback gateway joining ground truth for model clf v2."""
+    return running_gateway(
+        loopback_config(models=[{"name": "clf", "version": "2", "ground_truth": {"ttl": "1h"}}])
     )
-    with running_gateway(config) as gw:
+
+
+def _post_predictions(gw: Any, spans: list[dict[str, Any]]) -> None:
+    response = httpx.post(
+        f"{gw.http_url}/v1/traces",
+        content=traces(spans),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+
+
+def test_post_ground_truth_json_and_exposition() -> None:
+    with _ground_truth_gateway() as gw:
         spans = [
             {M: "clf", V: "2", ID: f"q{i}", semconv.PREDICTION: p}
             for i, p in enumerate(["yes", "no", "yes", "yes"])
         ]
-        response = httpx.post(
-            f"{gw.http_url}/v1/traces",
-            content=traces(spans),
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        assert response.status_code == 200
+        _post_predictions(gw, spans)
         body = [
             {"prediction_id": "q0", "value": "yes"},
             {"prediction_id": "q1", "value": "yes"},
@@ -185,21 +193,13 @@ def test_post_ground_truth_json_and_exposition() -> None:
 def test_long_prediction_ids_join_whole_and_are_kept_as_digests() -> None:
     """Ids past the label length share their first 256 characters: cut, they would collide;
     whole, each finds its own truth (sent as JSON, unaware of any limit)."""
-    config = loopback_config(
-        models=[{"name": "clf", "version": "2", "ground_truth": {"ttl": "1h"}}]
-    )
     ids = ["x" * 256 + "-first", "x" * 256 + "-second"]
-    with running_gateway(config) as gw:
+    with _ground_truth_gateway() as gw:
         spans = [
             {M: "clf", V: "2", ID: ids[0], semconv.PREDICTION: "yes"},
             {M: "clf", V: "2", ID: ids[1], semconv.PREDICTION: "no"},
         ]
-        response = httpx.post(
-            f"{gw.http_url}/v1/traces",
-            content=traces(spans),
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        assert response.status_code == 200
+        _post_predictions(gw, spans)
         truth = [
             {"prediction_id": ids[0], "value": "yes"},
             {"prediction_id": ids[1], "value": "no"},
