@@ -11,6 +11,7 @@ import statistics
 import sys
 
 from bench import (
+    app_instructions,
     app_overhead,
     app_parts,
     bentoml_overhead,
@@ -144,6 +145,7 @@ ALONE = {
     "locust": lambda: print(locust_capacity.report(locust_capacity.run())),
     "ui": lambda: print(ui.report(ui.run())),
     "app-parts": lambda: print(app_parts.report(app_parts.run())),
+    "app-instructions": app_instructions.main,
 }
 
 

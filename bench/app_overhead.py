@@ -34,11 +34,13 @@ def _body() -> bytes:
     return json.dumps({f"f{i}": 0.1 * i - 1.0 for i in range(20)}).encode()
 
 
-async def _connection(host: str, port: int, request: bytes, until: float) -> int:
+async def _connection(
+    host: str, port: int, request: bytes, until: float, limit: int | None = None
+) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     done = 0
     try:
-        while time.perf_counter() < until:
+        while time.perf_counter() < until and (limit is None or done < limit):
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             length = 0
@@ -54,7 +56,9 @@ async def _connection(host: str, port: int, request: bytes, until: float) -> int
     return done
 
 
-async def _load(port: int, seconds: float, connections: int) -> float:
+async def _load(port: int, seconds: float, connections: int, limit: int | None = None) -> float:
+    """Requests/s of `connections` keep-alive clients for `seconds` (or until they have sent
+    `limit` requests between them)."""
     body = _body()
     request = (
         f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -62,7 +66,16 @@ async def _load(port: int, seconds: float, connections: int) -> float:
     ).encode() + body
     start = time.perf_counter()
     counts = await asyncio.gather(
-        *(_connection("127.0.0.1", port, request, start + seconds) for _ in range(connections))
+        *(
+            _connection(
+                "127.0.0.1",
+                port,
+                request,
+                start + seconds,
+                None if limit is None else limit // connections,
+            )
+            for _ in range(connections)
+        )
     )
     return sum(counts) / (time.perf_counter() - start)
 
